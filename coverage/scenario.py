@@ -17,7 +17,15 @@ from typing import Any
 
 from coverage.errors import InputError, Problem
 
-__all__ = ["Scenario", "load_scenario", "parse_scenario", "SECTION_KEYS"]
+__all__ = [
+    "SECTION_KEYS",
+    "Scenario",
+    "apply_overrides",
+    "load_scenario",
+    "load_scenario_table",
+    "load_scenario_with_overrides",
+    "parse_scenario",
+]
 
 #: Allowed keys per section, with whether each is required and its expected type.
 SECTION_KEYS: dict[str, dict[str, tuple[bool, type | tuple[type, ...]]]] = {
@@ -154,27 +162,7 @@ def load_scenario(path: str | Path) -> Scenario:
         Listing every problem found, each with its key path and how to fix it.
     """
     path = Path(path).expanduser().resolve()
-    if not path.is_file():
-        raise InputError(
-            [Problem(str(path), "scenario file not found", "check the path, or run from the "
-                     "repository folder: scenarios ship in data/scenarios/")],
-            source=str(path),
-        )
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(
-            [Problem(str(path), f"not UTF-8 text ({exc.reason} at byte {exc.start})",
-                     "save the scenario file as UTF-8")],
-            source=str(path),
-        ) from None
-    try:
-        table = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(
-            [Problem(str(path), f"not valid TOML: {exc}", "fix the syntax at that line")],
-            source=str(path),
-        ) from None
+    table = load_scenario_table(path)
     return parse_scenario(table, folder=path.parent, path=path)
 
 
@@ -404,3 +392,83 @@ def _delegate(parser: Parser | None, value: Any, where: str) -> list[Problem]:
     except InputError as exc:
         return list(exc.problems)
     return []
+
+
+def apply_overrides(table: dict[str, Any], assignments: list[str]) -> dict[str, Any]:
+    """Return a copy of a parsed scenario table with ``key.path=value`` assignments applied.
+
+    Values are TOML literals (``15``, ``"zh"``, ``[15, 30]``); a bare word is taken as a string.
+    List items are addressed by index: ``standards[0].minutes=20``.
+
+    Raises
+    ------
+    InputError
+        Listing every assignment that is malformed or points at a missing list item.
+    """
+    import copy
+    import re
+
+    out = copy.deepcopy(table)
+    problems: list[Problem] = []
+    for text in assignments:
+        key, sep, raw = text.partition("=")
+        if not sep or not key.strip():
+            problems.append(Problem(f"--set {text}", "must look like key.path=value"))
+            continue
+        try:
+            value = tomllib.loads(f"v = {raw.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw.strip()
+        node: Any = out
+        parts = [p for p in re.split(r"\.|(\[\d+\])", key.strip()) if p]
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            index = int(part[1:-1]) if part.startswith("[") else None
+            if index is not None:
+                if not isinstance(node, list) or index >= len(node):
+                    problems.append(Problem(f"--set {key}", f"there is no item {part}"))
+                    break
+                if last:
+                    node[index] = value
+                else:
+                    node = node[index]
+            elif last:
+                node[part] = value
+            else:
+                node = node.setdefault(part, {} if not parts[i + 1].startswith("[") else [])
+    if problems:
+        raise InputError(problems, source="command-line overrides")
+    return out
+
+
+def load_scenario_with_overrides(path: str | Path, assignments: list[str]) -> Scenario:
+    """Read a scenario file, apply ``key.path=value`` overrides, then check it in one step."""
+    path = Path(path).expanduser().resolve()
+    if not assignments:
+        return load_scenario(path)
+    scenario = load_scenario_table(path)
+    return parse_scenario(apply_overrides(scenario, assignments), folder=path.parent, path=path)
+
+
+def load_scenario_table(path: str | Path) -> dict[str, Any]:
+    """Read a scenario file's TOML table without checking it (errors as in load_scenario)."""
+    path = Path(path).expanduser().resolve()
+    if not path.is_file():
+        raise InputError(
+            [Problem(str(path), "scenario file not found",
+                     "check the path; scenarios ship in data/scenarios/")],
+            source=str(path),
+        )
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            [Problem(str(path), f"not UTF-8 text ({exc.reason} at byte {exc.start})",
+                     "save the scenario file as UTF-8")],
+            source=str(path),
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(
+            [Problem(str(path), f"not valid TOML: {exc}", "fix the syntax at that line")],
+            source=str(path),
+        ) from None

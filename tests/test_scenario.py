@@ -108,3 +108,19 @@ def test_wrong_types_are_named(tmp_path: Path) -> None:
     assert where["inputs.network.max_snap_m"] == "must be int or float, got 'far'"
     # an online source is not a path and is not checked for existence
     assert "inputs.network.source" not in where
+
+
+def test_overrides_set_values_by_key_path() -> None:
+    from coverage.scenario import apply_overrides
+
+    table = {"scenario": {"name": "x"}, "standards": [{"rule": "travel_time", "minutes": 15}]}
+    out = apply_overrides(
+        table, ["standards[0].minutes=20", "outputs.language=zh", "scenario.name=Andorra la Vella"]
+    )
+    assert out["standards"][0]["minutes"] == 20
+    assert out["outputs"]["language"] == "zh"
+    assert out["scenario"]["name"] == "Andorra la Vella"  # bare words are strings
+    assert table["standards"][0]["minutes"] == 15  # the input is not changed
+    with pytest.raises(InputError) as info:
+        apply_overrides(table, ["standards[3].minutes=20", "novalue"])
+    assert [p.where for p in info.value.problems] == ["--set standards[3].minutes", "--set novalue"]

@@ -1,0 +1,7 @@
+"""Streamlit app for planners: a thin page over the ``coverage`` package (run: streamlit run app.py)."""
+
+from __future__ import annotations
+
+from coverage.app.page import render
+
+render()

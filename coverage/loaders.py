@@ -1,0 +1,635 @@
+"""Load the user's facilities, boundaries and population into the canonical layers.
+
+Each loader reads one file (CSV or Excel with longitude/latitude columns, GeoJSON, GeoPackage,
+Shapefile, zipped Shapefile, or a GeoTIFF for population), checks it, and returns a
+GeoDataFrame in EPSG:4326 with the column names of ``docs/ARCHITECTURE.md``. Every problem
+found in a file is reported at once in one :class:`coverage.errors.InputError` (what, where:
+file, row or feature number, column, and how to fix it); loaders never write files, so bad
+input changes nothing. Repairs that are safe (invalid polygons made valid, empty geometries
+dropped, areas replaced by a point on them) are kept and announced with an
+:class:`coverage.errors.InputWarning`.
+
+Coordinate systems: a vector file's own CRS is honoured; tables take ``crs`` (default WGS-84)
+and accept ``GCJ-02`` (Amap, Tencent), ``BD-09`` (Baidu) and ``CGCS2000`` (EPSG:4490), which are
+converted to WGS-84 with :func:`coverage.crs.to_wgs84`, or any EPSG code (projected x/y too).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import rasterio
+import rasterio.transform
+from pyproj import CRS, Transformer
+
+from coverage import _io
+from coverage.errors import CoverageError, InputError, InputWarning, Problem
+from coverage.facility_types import FACILITY_TYPES, facility_type_from_osm
+
+__all__ = [
+    "check_facilities_within",
+    "load_boundaries",
+    "load_facilities",
+    "load_population",
+    "normalise_urban_rural",
+    "resolve_facility_type",
+]
+
+#: Column names tried (case-insensitively) when the caller names none.
+ID_NAMES = ("facility_id", "id", "code", "机构编码", "机构代码", "编码", "编号", "代码")
+NAME_NAMES = ("name", "facility_name", "名称", "机构名称", "单位名称")
+TYPE_NAMES = ("type", "facility_type", "类型", "机构类型", "类别")
+POPULATION_NAMES = ("population", "pop", "人口", "常住人口", "户籍人口", "人口数")
+PLACE_ID_NAMES = ("place_id", "id", "code", "区划代码", "编码", "代码")
+#: Optional facility columns carried over (numeric ones are checked to be >= 0).
+OPTIONAL_NUMERIC = ("beds", "doctors", "nurses")
+OPTIONAL_TEXT = ("grade", "osm_id")
+
+_URBAN = {"urban", "城镇", "城市", "城区", "镇区", "1"}
+_RURAL = {"rural", "乡村", "农村", "2"}
+_FACILITY_COLUMNS = ("facility_id", "name", "type", "source")
+_UNIT_COLUMNS = ("unit_id", "name", "level", "parent_id", "population", "urban_rural")
+_PLACE_COLUMNS = ("place_id", "unit_id", "population", "urban_rural", "ur_source")
+
+
+# ----------------------------------------------------------------------------------- values
+def _as_text(values: pd.Series) -> pd.Series:
+    """Strings of identifiers: integral floats lose their ``.0``; blanks become missing."""
+    if pd.api.types.is_float_dtype(values):
+        integral = values.notna() & (values == values.round())
+        out = values.astype(object)
+        out[integral] = values[integral].astype("int64").astype(str)
+        out[values.notna() & ~integral] = values[values.notna() & ~integral].astype(str)
+        values = out
+    text = values.astype("string").str.strip()
+    return text.mask(text == "")
+
+
+def resolve_facility_type(
+    value: str, *, type_map: Mapping[str, str] | None = None
+) -> str | None:
+    """Return the facility type key a user's label means, or None if unknown.
+
+    Accepted: a key of :data:`~coverage.facility_types.FACILITY_TYPES`, its Chinese or English
+    label (case-insensitive), or a key of ``type_map`` (whose values are keys or labels).
+    """
+    lookup = _type_lookup()
+    key = str(value).strip().lower()
+    if type_map:
+        mapped = {str(k).strip().lower(): v for k, v in type_map.items()}
+        if key in mapped:
+            return lookup.get(str(mapped[key]).strip().lower())
+    return lookup.get(key)
+
+
+def _type_lookup() -> dict[str, str]:
+    lookup: dict[str, str] = {}
+    for key, (zh, en) in FACILITY_TYPES.items():
+        lookup[key.lower()] = key
+        lookup[zh] = key
+        lookup[en.lower()] = key
+    return lookup
+
+
+def normalise_urban_rural(value: object) -> str | None:
+    """Map a user's urban/rural label to ``"urban"``, ``"rural"`` or None (blank).
+
+    Accepts English, Chinese (城镇/城市/乡村/农村), 1/2, and NBS urban-rural class codes
+    (1xx urban, 2xx rural).
+
+    Raises
+    ------
+    ValueError
+        If the value is none of these.
+    """
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    text = str(value).strip().lower()
+    if text.endswith(".0"):
+        text = text[:-2]
+    if text == "" or text == "none" or text == "nan":
+        return None
+    if text in _URBAN or (len(text) == 3 and text.isdigit() and text[0] == "1"):
+        return "urban"
+    if text in _RURAL or (len(text) == 3 and text.isdigit() and text[0] == "2"):
+        return "rural"
+    raise ValueError(value)
+
+
+def _urban_rural_column(
+    gdf: pd.DataFrame, column: str | None, source: _io.Source, problems: list[Problem]
+) -> pd.Series:
+    if column is None:
+        return pd.Series([None] * len(gdf), index=gdf.index, dtype=object)
+    out, bad = [], []
+    for i, value in zip(gdf.index, gdf[column], strict=True):
+        try:
+            out.append(normalise_urban_rural(value))
+        except ValueError:
+            out.append(None)
+            bad.append(i)
+    if bad:
+        problems.append(Problem(
+            source.where(gdf.loc[bad, "_row"].tolist(), column),
+            "unknown urban/rural value(s) "
+            f"{_io.list_numbers(sorted(set(map(str, gdf.loc[bad, column]))))}",
+            "use 'urban'/'rural' (城镇/乡村) or an NBS urban-rural code (1xx urban, 2xx rural)"))
+    return pd.Series(out, index=gdf.index, dtype=object)
+
+
+def _population_values(
+    gdf: pd.DataFrame, column: str, source: _io.Source, problems: list[Problem], *,
+    allow_missing: bool,
+) -> pd.Series:
+    values, bad = _io.numeric_column(gdf, column, source=source, what="population")
+    problems += bad
+    negative = values < 0
+    if negative.any():
+        problems.append(Problem(
+            source.where(gdf.loc[negative, "_row"].tolist(), column),
+            f"negative population: {_io.list_numbers([f'{v:g}' for v in values[negative]])}",
+            "population counts people and must be 0 or more"))
+    missing = values.isna() & gdf[column].isna()
+    if not allow_missing and missing.any():
+        problems.append(Problem(
+            source.where(gdf.loc[missing, "_row"].tolist(), column),
+            "missing population", "fill in the number of residents (0 if nobody lives there)"))
+    return values
+
+
+def _finish(gdf: gpd.GeoDataFrame, canonical: dict[str, pd.Series | list[object]],
+            used: Sequence[str]) -> gpd.GeoDataFrame:
+    """Canonical columns first, then the file's other columns, then geometry."""
+    extras = [c for c in gdf.columns
+              if c not in ("_row", gdf.geometry.name, *canonical, *used)]
+    data = {k: (v.to_numpy() if isinstance(v, pd.Series) else v) for k, v in canonical.items()}
+    frame = pd.DataFrame(data)
+    for col in extras:
+        frame[col] = gdf[col].to_numpy()
+    out = gpd.GeoDataFrame(frame, geometry=gdf.geometry.to_numpy(), crs=_io.WGS84)
+    out.attrs.update(gdf.attrs)
+    return out
+
+
+# ----------------------------------------------------------------------------------- facilities
+def load_facilities(
+    path: str | Path,
+    *,
+    crs: str | None = None,
+    id_column: str | None = None,
+    name_column: str | None = None,
+    type_column: str | None = None,
+    lon_column: str | None = None,
+    lat_column: str | None = None,
+    type_map: Mapping[str, str] | None = None,
+    layer: str | None = None,
+) -> gpd.GeoDataFrame:
+    """Load health facilities as the canonical facilities layer.
+
+    Parameters
+    ----------
+    path
+        CSV/Excel with longitude/latitude columns, GeoJSON, GeoPackage, Shapefile or zip.
+    crs
+        Coordinate system of a table's coordinates (default WGS-84; ``GCJ-02``, ``BD-09``,
+        ``CGCS2000`` or an EPSG code), or of a vector file that has none. For vector files
+        ``GCJ-02``/``BD-09`` mean their longitude/latitude are web-map coordinates.
+    id_column, name_column, type_column
+        Columns holding the facility id, name and type; found by common names (``id``,
+        ``name``, ``type``, ``名称``, ``机构类型``...) when not given. Without an id column, ids
+        are ``<file stem>-<row>``; without a name, the id is the name; without a type column,
+        OSM ``amenity``/``healthcare`` columns decide the type.
+    lon_column, lat_column
+        Coordinate columns of a table (found as lon/lng/longitude/x/经度 and lat/latitude/y/纬度).
+    type_map
+        The user's own type names mapped to facility types, e.g. ``{"卫生院":
+        "township_health_centre"}``.
+    layer
+        Layer of a GeoPackage/zip or sheet of a workbook.
+
+    Returns
+    -------
+    GeoDataFrame
+        ``facility_id``, ``name``, ``type``, ``source``, optional ``beds``/``doctors``/
+        ``nurses``/``grade``/``osm_id``, then the file's other columns; Points in EPSG:4326.
+
+    Raises
+    ------
+    CoverageError
+        Missing/unreadable file or empty layer.
+    InputError
+        Listing every bad coordinate, missing or duplicate id, unknown type, bad number.
+    """
+    gdf, src = _io.read_layer(path, role="facilities", layer=layer, crs=crs,
+                              lon_column=lon_column, lat_column=lat_column,
+                              columns={"id_column": id_column, "name_column": name_column,
+                                       "type_column": type_column})
+    columns = [c for c in gdf.columns if c not in ("_row", gdf.geometry.name)]
+    id_col = _io.find_column(columns, id_column, ID_NAMES, what="id", option="id_column",
+                             source=src, required=False)
+    name_col = _io.find_column(columns, name_column, NAME_NAMES, what="name",
+                               option="name_column", source=src, required=False)
+    type_col = _io.find_column(columns, type_column, TYPE_NAMES, what="type",
+                               option="type_column", source=src, required=False)
+    gdf = _io.drop_empty(gdf, source=src, role="facilities")
+    gdf = _io.as_points(gdf, source=src, role="facilities")
+    problems: list[Problem] = []
+    _check_type_map(type_map, problems)
+
+    if id_col is not None:
+        ids = _as_text(gdf[id_col])
+        if ids.isna().any():
+            problems.append(Problem(src.where(gdf.loc[ids.isna(), "_row"].tolist(), id_col),
+                                    "missing facility id", "give every facility an id"))
+        dup = _io.duplicates(ids.dropna(), gdf["_row"])
+        if dup:
+            problems.append(Problem(src.where(column=id_col),
+                                    f"duplicate facility ids: {_io.list_numbers(dup)}",
+                                    "give every facility its own id"))
+    else:
+        ids = pd.Series([f"{src.path.stem}-{r}" for r in gdf["_row"]], index=gdf.index)
+    names = _as_text(gdf[name_col]) if name_col is not None else pd.Series(pd.NA, index=gdf.index)
+    names = names.fillna(ids)
+
+    types = _facility_types(gdf, type_col, type_map, src, problems)
+    if "source" in gdf.columns:
+        sources = _as_text(gdf["source"]).fillna(src.name)
+    else:
+        sources = pd.Series(src.name, index=gdf.index)
+    canonical: dict[str, pd.Series | list[object]] = {
+        "facility_id": ids.astype(str), "name": names.astype(str), "type": types,
+        "source": sources.astype(str),
+    }
+    lowered = {c.lower(): c for c in columns}
+    for opt in OPTIONAL_NUMERIC:
+        if opt in lowered:
+            values, bad = _io.numeric_column(gdf, lowered[opt], source=src, what=opt)
+            problems += bad
+            if (values < 0).any():
+                problems.append(Problem(src.where(gdf.loc[values < 0, "_row"].tolist(),
+                                                  lowered[opt]),
+                                        f"negative {opt}", "counts must be 0 or more"))
+            canonical[opt] = values
+    for opt in OPTIONAL_TEXT:
+        if opt in lowered:
+            canonical[opt] = gdf[lowered[opt]]
+    if problems:
+        raise InputError(problems, source=src.name)
+    used = [c for c in (id_col, name_col, type_col) if c is not None]
+    used += [lowered[o] for o in (*OPTIONAL_NUMERIC, *OPTIONAL_TEXT) if o in lowered]
+    return _finish(gdf, canonical, used)
+
+
+def _check_type_map(type_map: Mapping[str, str] | None, problems: list[Problem]) -> None:
+    lookup = _type_lookup()
+    for user, target in (type_map or {}).items():
+        if str(target).strip().lower() not in lookup:
+            problems.append(Problem(
+                f"type_map[{user!r}]", f"maps to unknown facility type {target!r}",
+                f"use one of {', '.join(FACILITY_TYPES)}"))
+
+
+def _facility_types(gdf: gpd.GeoDataFrame, type_col: str | None,
+                    type_map: Mapping[str, str] | None, src: _io.Source,
+                    problems: list[Problem]) -> list[str | None]:
+    known = ", ".join(f"{k} ({zh})" for k, (zh, _) in FACILITY_TYPES.items())
+    if type_col is None:
+        osm_cols = [c for c in ("amenity", "healthcare", "emergency") if c in gdf.columns]
+        if not osm_cols:
+            problems.append(Problem(
+                src.name, "no facility type column (looked for "
+                f"{list(TYPE_NAMES)} and the OSM tags amenity/healthcare)",
+                f"add a column 'type' with one of: {known}; or name it with type_column"))
+            return [None] * len(gdf)
+        records = gdf[osm_cols].astype(object).where(gdf[osm_cols].notna(), "")
+        types = [facility_type_from_osm({k: str(v) for k, v in rec.items() if v != ""})
+                 for rec in records.to_dict("records")]
+        bad = [i for i, t in enumerate(types) if t is None]
+        if bad:
+            problems.append(Problem(
+                src.where(gdf["_row"].iloc[bad].tolist()),
+                "OSM tags (amenity/healthcare) do not name a health facility",
+                f"add a 'type' column with one of: {known}"))
+        return types
+    labels = _as_text(gdf[type_col])
+    types = [resolve_facility_type(v, type_map=type_map) if v is not pd.NA and v is not None
+             else None for v in labels]
+    unknown = [i for i, t in enumerate(types) if t is None]
+    if unknown:
+        values = sorted({str(labels.iloc[i]) if labels.iloc[i] is not pd.NA else "<blank>"
+                         for i in unknown})
+        problems.append(Problem(
+            src.where(gdf["_row"].iloc[unknown].tolist(), type_col),
+            f"unknown facility type(s) {_io.list_numbers([repr(v) for v in values])}; "
+            f"known types are: {known}",
+            "use one of the known types or their Chinese names, or map your own names with "
+            f"type_map, e.g. type_map = {{{values[0]!r} = \"township_health_centre\"}}"))
+    return types
+
+
+# ----------------------------------------------------------------------------------- boundaries
+def load_boundaries(
+    path: str | Path,
+    *,
+    id_column: str,
+    name_column: str,
+    level: str,
+    population_column: str | None = None,
+    parent_column: str | None = None,
+    urban_rural_column: str | None = None,
+    layer: str | None = None,
+    crs: str | None = None,
+) -> gpd.GeoDataFrame:
+    """Load administrative units as the canonical units layer.
+
+    Parameters
+    ----------
+    path
+        GeoJSON, GeoPackage, Shapefile or zipped Shapefile of polygons.
+    id_column, name_column
+        Columns holding the unit id (unique) and name.
+    level
+        The level of every unit, for example ``"township"`` or ``"parish"``.
+    population_column
+        Column with the population (blank cells become NaN).
+    parent_column
+        Column with the id of the enclosing unit.
+    urban_rural_column
+        Column with urban/rural labels (see :func:`normalise_urban_rural`).
+    layer
+        Layer of a GeoPackage or zip.
+    crs
+        Coordinate system for a file that declares none (a Shapefile without .prj).
+
+    Returns
+    -------
+    GeoDataFrame
+        ``unit_id``, ``name``, ``level``, ``parent_id``, ``population``, ``urban_rural``, then
+        the file's other columns; Polygon/MultiPolygon in EPSG:4326.
+
+    Raises
+    ------
+    CoverageError, InputError
+        Missing file, empty layer, missing columns, non-polygons that cannot be repaired,
+        missing or duplicate ids, negative or non-numeric population.
+    """
+    gdf, src = _io.read_layer(path, role="boundaries", layer=layer, crs=crs, points=False,
+                              columns={"id_column": id_column, "name_column": name_column,
+                                       "population_column": population_column,
+                                       "parent_column": parent_column,
+                                       "urban_rural_column": urban_rural_column})
+    gdf = _io.drop_empty(gdf, source=src, role="boundaries")
+    gdf = _io.as_polygons(gdf, source=src, role="boundaries")
+    problems: list[Problem] = []
+    ids = _as_text(gdf[id_column])
+    if ids.isna().any():
+        problems.append(Problem(src.where(gdf.loc[ids.isna(), "_row"].tolist(), id_column),
+                                "missing unit id", "give every unit an id"))
+    dup = _io.duplicates(ids.dropna(), gdf["_row"])
+    if dup:
+        problems.append(Problem(src.where(column=id_column),
+                                f"duplicate unit ids: {_io.list_numbers(dup)}",
+                                "give every unit its own id (or dissolve the parts in QGIS)"))
+    population = (_population_values(gdf, population_column, src, problems, allow_missing=True)
+                  if population_column else pd.Series(np.nan, index=gdf.index))
+    parent = (_as_text(gdf[parent_column]).astype(object) if parent_column
+              else pd.Series([None] * len(gdf), index=gdf.index, dtype=object))
+    parent = parent.where(parent.notna(), None)
+    urban_rural = _urban_rural_column(gdf, urban_rural_column, src, problems)
+    if problems:
+        raise InputError(problems, source=src.name)
+    names = _as_text(gdf[name_column]).fillna(ids).astype(str)
+    canonical: dict[str, pd.Series | list[object]] = {
+        "unit_id": ids.astype(str), "name": names, "level": [str(level)] * len(gdf),
+        "parent_id": parent, "population": population.astype(float),
+        "urban_rural": urban_rural,
+    }
+    used = [c for c in (id_column, name_column, population_column, parent_column,
+                        urban_rural_column) if c]
+    return _finish(gdf, canonical, used)
+
+
+# ----------------------------------------------------------------------------------- population
+def load_population(
+    path: str | Path | None = None,
+    *,
+    kind: str,
+    units: gpd.GeoDataFrame | None = None,
+    population_column: str | None = None,
+    id_column: str | None = None,
+    urban_rural_column: str | None = None,
+    layer: str | None = None,
+    crs: str | None = None,
+    lon_column: str | None = None,
+    lat_column: str | None = None,
+    band: int = 1,
+) -> gpd.GeoDataFrame:
+    """Load population as the canonical places layer (one point per populated place or cell).
+
+    Parameters
+    ----------
+    path
+        The points file (``kind="points"``: CSV/Excel/GeoJSON/GeoPackage/Shapefile) or the
+        GeoTIFF (``kind="raster"``); unused for ``kind="units"``.
+    kind
+        ``"units"``: the ``population`` column of ``units`` (one place per unit, at a point
+        inside it); ``"points"``: a points layer such as villages; ``"raster"``: a population
+        grid whose cells become points at their centres (nodata and values <= 0 dropped).
+    units
+        The units layer (from :func:`load_boundaries`); required for ``"units"``. For points
+        and rasters it gives each place the ``unit_id`` of the unit containing it.
+    population_column, id_column, urban_rural_column
+        Columns of a points layer (population found as population/pop/人口/常住人口 when not
+        given; ids default to ``<file stem>-<row>``).
+    layer
+        Layer of a GeoPackage/zip or sheet of a workbook.
+    crs
+        Coordinate system of a table's coordinates (as in :func:`load_facilities`).
+    lon_column, lat_column
+        Coordinate columns of a table.
+    band
+        Raster band holding the population.
+
+    Returns
+    -------
+    GeoDataFrame
+        ``place_id``, ``unit_id`` (None outside every unit), ``population`` (float >= 0),
+        ``urban_rural`` and ``ur_source`` (``"column"`` where the input said, else None: the
+        classification step fills them), Points in EPSG:4326.
+
+    Raises
+    ------
+    CoverageError, InputError
+        Unknown kind, missing file, a raster without CRS or without populated cells, bad
+        population values.
+    """
+    if kind == "units":
+        return _population_from_units(units)
+    if kind not in ("points", "raster"):
+        raise CoverageError(f"unknown population kind {kind!r}; use 'units' (a column on the "
+                            "boundaries), 'points' (villages...) or 'raster' (a GeoTIFF grid)")
+    if path is None:
+        raise CoverageError(f"population kind {kind!r} needs a path to the file")
+    if kind == "raster":
+        places = _population_from_raster(path, band=band)
+    else:
+        places = _population_from_points(path, population_column=population_column,
+                                         id_column=id_column,
+                                         urban_rural_column=urban_rural_column, layer=layer,
+                                         crs=crs, lon_column=lon_column, lat_column=lat_column)
+    if units is not None:
+        places["unit_id"] = _containing_unit(places, units).to_numpy()
+        outside = places["unit_id"].isna()
+        if outside.any():
+            warnings.warn(
+                f"{int(outside.sum())} population place(s) holding "
+                f"{places.loc[outside, 'population'].sum():g} people lie outside every "
+                f"boundary (e.g. {_io.list_numbers(places.loc[outside, 'place_id'].tolist()[:5])})"
+                "; they are kept without a unit", InputWarning, stacklevel=2)
+    return places
+
+
+def _population_from_units(units: gpd.GeoDataFrame | None) -> gpd.GeoDataFrame:
+    if units is None or "population" not in units.columns:
+        raise CoverageError("population kind 'units' needs the boundaries loaded with "
+                            "population_column (the column holding each unit's population)")
+    missing = units["population"].isna()
+    if missing.any():
+        raise InputError([Problem(
+            f"boundaries units {_io.list_numbers(units.loc[missing, 'unit_id'].tolist())}",
+            "missing population", "fill in the population of every unit, or use population "
+            "points or a raster")], source="boundaries")
+    ur = units["urban_rural"] if "urban_rural" in units.columns else pd.Series(
+        [None] * len(units), index=units.index)
+    places = gpd.GeoDataFrame({
+        "place_id": units["unit_id"].astype(str).to_numpy(),
+        "unit_id": units["unit_id"].astype(str).to_numpy(),
+        "population": units["population"].astype(float).to_numpy(),
+        "urban_rural": ur.to_numpy(),
+        "ur_source": np.where(ur.notna(), "column", None),
+    }, geometry=units.geometry.representative_point().to_numpy(), crs=_io.WGS84)
+    return places
+
+
+def _population_from_points(path: str | Path, *, population_column: str | None,
+                            id_column: str | None, urban_rural_column: str | None,
+                            layer: str | None, crs: str | None, lon_column: str | None,
+                            lat_column: str | None) -> gpd.GeoDataFrame:
+    gdf, src = _io.read_layer(path, role="population", layer=layer, crs=crs,
+                              lon_column=lon_column, lat_column=lat_column,
+                              columns={"population_column": population_column,
+                                       "id_column": id_column,
+                                       "urban_rural_column": urban_rural_column})
+    columns = [c for c in gdf.columns if c not in ("_row", gdf.geometry.name)]
+    pop_col = _io.find_column(columns, population_column, POPULATION_NAMES, what="population",
+                              option="population_column", source=src)
+    id_col = _io.find_column(columns, id_column, PLACE_ID_NAMES, what="id", option="id_column",
+                             source=src, required=False)
+    assert pop_col is not None
+    gdf = _io.drop_empty(gdf, source=src, role="population places")
+    gdf = _io.as_points(gdf, source=src, role="population places")
+    problems: list[Problem] = []
+    population = _population_values(gdf, pop_col, src, problems, allow_missing=False)
+    if id_col is not None:
+        ids = _as_text(gdf[id_col])
+        dup = _io.duplicates(ids.dropna(), gdf["_row"])
+        if dup:
+            problems.append(Problem(src.where(column=id_col),
+                                    f"duplicate place ids: {_io.list_numbers(dup)}",
+                                    "give every place its own id"))
+        ids = ids.fillna(pd.Series([f"{src.path.stem}-{r}" for r in gdf["_row"]],
+                                   index=gdf.index))
+    else:
+        ids = pd.Series([f"{src.path.stem}-{r}" for r in gdf["_row"]], index=gdf.index)
+    ur = _urban_rural_column(gdf, urban_rural_column, src, problems)
+    if problems:
+        raise InputError(problems, source=src.name)
+    canonical: dict[str, pd.Series | list[object]] = {
+        "place_id": ids.astype(str), "unit_id": [None] * len(gdf),
+        "population": population.astype(float), "urban_rural": ur,
+        "ur_source": np.where(ur.notna(), "column", None).tolist(),
+    }
+    used = [c for c in (pop_col, id_col, urban_rural_column) if c]
+    return _finish(gdf, canonical, used)
+
+
+def _population_from_raster(path: str | Path, *, band: int) -> gpd.GeoDataFrame:
+    p = _io.require_file(path, role="population raster")
+    try:
+        with rasterio.open(p) as ds:
+            if ds.crs is None:
+                raise CoverageError(
+                    f"{p.name}: the raster has no coordinate system, so its cells cannot be "
+                    "placed; assign one (GDAL: gdal_edit.py -a_srs EPSG:xxxx, or QGIS "
+                    "'Assign projection') and try again")
+            if not 1 <= band <= ds.count:
+                raise CoverageError(f"{p.name} has {ds.count} band(s); band {band} does not "
+                                    "exist (set band)")
+            data = ds.read(band, masked=True)
+            transform = ds.transform
+            raster_crs = CRS.from_wkt(ds.crs.to_wkt())
+    except rasterio.errors.RasterioIOError as exc:
+        raise CoverageError(f"{p.name}: cannot read it as a raster ({exc}); give a GeoTIFF") \
+            from exc
+    values = np.ma.filled(data.astype(float), np.nan)
+    valid = np.isfinite(values) & (values > 0)
+    if not valid.any():
+        raise CoverageError(f"{p.name}: no raster cell holds a population above 0 (all are "
+                            "nodata, zero or negative); check the band and the nodata value")
+    rows, cols = np.nonzero(valid)
+    xs, ys = rasterio.transform.xy(transform, rows, cols, offset="center")
+    xs, ys = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
+    if not (raster_crs.is_geographic and raster_crs.to_epsg() in (4326, 4490)):
+        xs, ys = Transformer.from_crs(raster_crs, _io.WGS84, always_xy=True).transform(xs, ys)
+    return gpd.GeoDataFrame({
+        "place_id": [f"cell-{r}-{c}" for r, c in zip(rows, cols, strict=True)],
+        "unit_id": [None] * len(rows),
+        "population": values[rows, cols],
+        "urban_rural": [None] * len(rows),
+        "ur_source": [None] * len(rows),
+    }, geometry=gpd.points_from_xy(xs, ys), crs=_io.WGS84)
+
+
+def _containing_unit(points: gpd.GeoDataFrame, units: gpd.GeoDataFrame) -> pd.Series:
+    """Return the ``unit_id`` of the unit containing each point (None if none).
+
+    On a shared border the first unit wins.
+    """
+    joined = gpd.sjoin(points[[points.geometry.name]],
+                       units[["unit_id", units.geometry.name]].to_crs(points.crs),
+                       how="left", predicate="intersects")
+    first = joined[~joined.index.duplicated(keep="first")]
+    return first["unit_id"].reindex(points.index).astype(object).where(
+        first["unit_id"].reindex(points.index).notna(), None)
+
+
+# ----------------------------------------------------------------------------------- checks
+def check_facilities_within(facilities: gpd.GeoDataFrame, units: gpd.GeoDataFrame) -> list[str]:
+    """Warn about facilities outside every unit, and keep them.
+
+    A facility just outside the district still serves its residents, so it stays in the layer;
+    a facility far outside usually means wrong coordinates or coordinate system.
+
+    Returns
+    -------
+    list of str
+        ``facility_id`` of each facility outside every unit (empty if all are inside).
+    """
+    unit = _containing_unit(facilities, units)
+    outside = unit.isna().to_numpy()
+    ids = facilities.loc[outside, "facility_id"].astype(str).tolist()
+    if ids:
+        pts = facilities.geometry[outside]
+        described = [f"{fid} ({name}, {p.x:.6f}, {p.y:.6f})" for fid, name, p in
+                     zip(ids, facilities.loc[outside, "name"], pts, strict=True)]
+        warnings.warn(
+            f"{len(ids)} facilit{'y lies' if len(ids) == 1 else 'ies lie'} outside every "
+            f"boundary: {_io.list_numbers(described)}; kept (they may serve residents across "
+            "the border). If that is wrong, check the coordinates and the crs (GCJ-02/BD-09 "
+            "read as WGS-84 are about 500 m off)", InputWarning, stacklevel=2)
+    return ids

@@ -1,0 +1,263 @@
+"""Per-unit and per-place tables of a run: units.csv, units.xlsx and places.csv.
+
+Column headings and status words are Chinese when the language is ``zh`` (see
+:mod:`coverage.outputs.labels_zh`); in English the headings are the column keys and the
+status keeps its machine-readable values ``pass`` / ``fail`` / ``not_applicable``. Text cells that a spreadsheet would run as a formula
+(starting with ``=``, ``+``, ``-``, ``@``) are neutralised: prefixed with ``'`` in CSV and
+stored as plain strings in XLSX.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from coverage.outputs.labels_zh import (
+    URBAN_RURAL,
+    check_language,
+    column_label,
+    mode_label,
+    status_label,
+)
+from coverage.outputs.manifest import to_jsonable
+from coverage.results import RunResult
+
+__all__ = [
+    "place_modes",
+    "places_table",
+    "summary_table",
+    "unit_table",
+    "write_csv",
+    "write_xlsx",
+]
+
+UNIT_COLUMNS: tuple[str, ...] = (
+    "unit_id",
+    "unit_name",
+    "level",
+    "rule_id",
+    "rule_name",
+    "status",
+    "value",
+    "threshold",
+    "margin",
+    "population",
+    "covered_population",
+    "share",
+    "evidence",
+)
+SUMMARY_COLUMNS: tuple[str, ...] = (
+    "rule_id",
+    "rule_name",
+    "status",
+    "units_passing",
+    "units_total",
+    "population",
+    "covered_population",
+    "share",
+)
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell_text(value: Any) -> Any:
+    """Dicts/lists (for example ``evidence``) become JSON text; scalars pass through."""
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(to_jsonable(value), ensure_ascii=False, sort_keys=True)
+    return value
+
+
+def _finite_or_nan(series: pd.Series) -> pd.Series:
+    numbers = pd.to_numeric(series, errors="coerce").astype(float)
+    return numbers.where(np.isfinite(numbers))
+
+
+def _share(covered: pd.Series, population: pd.Series) -> pd.Series:
+    cov = pd.to_numeric(covered, errors="coerce").astype(float)
+    pop = pd.to_numeric(population, errors="coerce").astype(float)
+    return (cov / pop.where(pop > 0)).round(4)
+
+
+def _localise(frame: pd.DataFrame, language: str, *, extra: Mapping[str, str] | None = None
+              ) -> pd.DataFrame:
+    out = frame.copy()
+    if "status" in out.columns and check_language(language) == "zh":
+        # English tables keep the machine-readable keys pass / fail / not_applicable.
+        out["status"] = out["status"].map(lambda s: status_label(str(s), language))
+    if "urban_rural" in out.columns:
+        zh = check_language(language) == "zh"
+        out["urban_rural"] = out["urban_rural"].map(
+            lambda v: URBAN_RURAL[v][0 if zh else 1] if v in URBAN_RURAL else v
+        )
+    names = {c: (extra or {}).get(c) or column_label(c, language) for c in out.columns}
+    return out.rename(columns=names)
+
+
+def unit_table(result: RunResult, *, language: str | None = None) -> pd.DataFrame:
+    """One row per unit and rule, with headings in ``language`` (default: the run's).
+
+    Columns (English keys): unit_id, unit_name, level, rule_id, rule_name, status, value,
+    threshold, margin, population, covered_population, share (covered / population,
+    4 decimals, empty when the population is 0 or unknown), evidence.
+    """
+    lang = check_language(language or result.language)
+    frame = result.unit_results.copy()
+    if "share" not in frame.columns:
+        frame["share"] = (
+            _share(frame["covered_population"], frame["population"])
+            if {"covered_population", "population"} <= set(frame.columns)
+            else np.nan
+        )
+    for column in UNIT_COLUMNS:
+        if column not in frame.columns:
+            frame[column] = None
+    frame = frame[list(UNIT_COLUMNS)].copy()
+    frame["evidence"] = frame["evidence"].map(_cell_text)
+    for column in ("value", "threshold", "margin"):
+        frame[column] = _finite_or_nan(frame[column])
+    return _localise(frame, lang)
+
+
+def summary_table(result: RunResult, *, language: str | None = None) -> pd.DataFrame:
+    """One row per rule across the region, with headings in ``language``."""
+    lang = check_language(language or result.language)
+    frame = result.summary.copy()
+    for column in SUMMARY_COLUMNS:
+        if column not in frame.columns:
+            frame[column] = None
+    frame = frame[list(SUMMARY_COLUMNS)]
+    return _localise(frame, lang)
+
+
+def place_modes(places: pd.DataFrame) -> list[str]:
+    """Return the travel modes of a places layer: every ``m`` with a ``minutes_<m>`` column."""
+    return [c[len("minutes_"):] for c in places.columns if c.startswith("minutes_")]
+
+
+def places_table(result: RunResult, *, language: str | None = None) -> pd.DataFrame:
+    """One row per population place with its nearest facility and minutes by each mode.
+
+    Columns (English): place_id, unit_id, unit_name, population, urban_rural, lon, lat, then
+    per mode ``m``: nearest_<m> (facility_id), nearest_name_<m>, minutes_<m> (2 decimals,
+    empty when the place cannot reach any facility). In Chinese the per-mode headings are
+    ``最近机构（步行）`` and so on.
+    """
+    lang = check_language(language or result.language)
+    places = result.places
+    unit_names = dict(zip(result.units["unit_id"], result.units["name"], strict=False))
+    facility_names = dict(
+        zip(result.facilities["facility_id"], result.facilities["name"], strict=False)
+    )
+    frame = pd.DataFrame(
+        {
+            "place_id": places["place_id"].to_numpy(),
+            "unit_id": places["unit_id"].to_numpy(),
+            "unit_name": places["unit_id"].map(unit_names).to_numpy(),
+            "population": pd.to_numeric(places["population"], errors="coerce").to_numpy(),
+            "urban_rural": (
+                places["urban_rural"].to_numpy() if "urban_rural" in places else None
+            ),
+            "lon": places.geometry.x.round(6).to_numpy(),
+            "lat": places.geometry.y.round(6).to_numpy(),
+        }
+    )
+    headings: dict[str, str] = {}
+    zh = lang == "zh"
+    for mode in place_modes(places):
+        nearest = places.get(f"nearest_{mode}")
+        ids = nearest.to_numpy() if nearest is not None else np.full(len(places), None)
+        minutes = _finite_or_nan(places[f"minutes_{mode}"]).round(2)
+        frame[f"nearest_{mode}"] = [
+            None if v is None or (isinstance(v, float) and math.isnan(v)) else v for v in ids
+        ]
+        frame[f"nearest_name_{mode}"] = frame[f"nearest_{mode}"].map(facility_names)
+        frame[f"minutes_{mode}"] = minutes.to_numpy()
+        label = mode_label(mode, lang)
+        for key in ("nearest", "nearest_name", "minutes"):
+            base = column_label(key, lang)
+            headings[f"{key}_{mode}"] = f"{base}（{label}）" if zh else f"{key}_{mode}"
+    return _localise(frame, lang, extra=headings)
+
+
+def _neutralise(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        try:
+            float(value)
+        except ValueError:
+            return "'" + value
+    return value
+
+
+def write_csv(frame: pd.DataFrame, path: str | os.PathLike[str], *, language: str) -> Path:
+    """Write ``frame`` as CSV (UTF-8; with a byte-order mark for ``zh`` so Excel reads it).
+
+    Text cells that would run as a spreadsheet formula are prefixed with ``'``.
+    """
+    safe = frame.copy()
+    for column in safe.columns:
+        if safe[column].dtype == object or pd.api.types.is_string_dtype(safe[column]):
+            safe[column] = safe[column].map(_neutralise)
+    encoding = "utf-8-sig" if check_language(language) == "zh" else "utf-8"
+    safe.to_csv(path, index=False, encoding=encoding, lineterminator="\n")
+    return Path(path)
+
+
+def _xlsx_value(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+    if value is pd.NA or value is pd.NaT:
+        return None
+    return _cell_text(value)
+
+
+def write_xlsx(
+    path: str | os.PathLike[str],
+    *,
+    sheets: Mapping[str, pd.DataFrame],
+    manifest: Mapping[str, Any] | None = None,
+    manifest_sheet: str = "manifest",
+) -> Path:
+    """Write each DataFrame to its own sheet, plus the run manifest as key/value rows.
+
+    Strings are always stored as text cells (never as formulas).
+    """
+    from openpyxl import Workbook
+    from openpyxl.cell.cell import TYPE_STRING
+
+    book = Workbook()
+    book.remove(book.active)
+
+    def add(title: str, frame: pd.DataFrame) -> None:
+        sheet = book.create_sheet(title=title[:31])
+        sheet.append([str(c) for c in frame.columns])
+        for row in frame.itertuples(index=False, name=None):
+            sheet.append([_xlsx_value(v) for v in row])
+        for row in sheet.iter_rows():
+            for cell in row:
+                if isinstance(cell.value, str):
+                    cell.data_type = TYPE_STRING
+        sheet.freeze_panes = "A2"
+
+    for title, frame in sheets.items():
+        add(title, frame)
+    if manifest is not None:
+        rows = [
+            (key, json.dumps(to_jsonable(value), ensure_ascii=False, sort_keys=True)
+             if isinstance(value, (dict, list)) else to_jsonable(value))
+            for key, value in sorted(manifest.items())
+        ]
+        add(manifest_sheet, pd.DataFrame(rows, columns=["key", "value"]))
+    book.save(path)
+    return Path(path)

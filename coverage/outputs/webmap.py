@@ -1,0 +1,605 @@
+"""map.html: a standalone Folium map of one run, safe against script injection.
+
+Layers (each switchable in the layer control): units coloured by compliance, the isochrones
+of every mode and minutes, health facilities, uncovered places coloured by shortfall,
+covered places (off by default) and proposed sites when present. A legend, a scale bar, the
+"© OpenStreetMap contributors" attribution and the run manifest (as
+``<script type="application/json" id="run-manifest">``) are part of the page.
+
+Offline use: Folium links Leaflet, jQuery, Bootstrap and Font Awesome from CDNs. This map
+needs only Leaflet: Leaflet 1.9.4 (BSD-2-Clause, ``vendor/leaflet.js`` and ``leaflet.css``
+with its images as data URIs) is inlined into the page and the other links are dropped, so
+the page works from disk without a network apart from the OpenStreetMap base tiles. (If the
+vendored copy is missing from an installation, the page links Leaflet from a CDN instead and
+a warning says so.)
+
+Escaping: every string that comes from the data (facility, unit and place names and ids,
+rule names, the scenario name) is HTML-escaped in Python before it reaches the page. Popups
+and tooltips are Folium's ``GeoJsonPopup``/``GeoJsonTooltip``, which put property values
+into the DOM with ``innerHTML``; pre-escaped values therefore show as text. The GeoJSON
+itself is embedded by Jinja's ``tojson`` (``<``, ``>``, ``&`` and ``'`` as unicode escapes),
+so no data string can close the ``<script>`` element. Folium's ``Popup``/``Tooltip``
+classes, which paste text into JavaScript template literals, are deliberately not used.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import os
+import warnings
+from collections.abc import Mapping
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import folium
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+from branca.element import Element
+
+from coverage.facility_types import FACILITY_TYPES
+from coverage.outputs.labels_zh import (
+    check_language,
+    column_label,
+    mode_label,
+    status_label,
+    text,
+)
+from coverage.outputs.manifest import script_safe_json
+from coverage.results import RunResult
+
+__all__ = [
+    "COMPLIANCE_COLOURS",
+    "SHORTFALL_CLASSES",
+    "build_map",
+    "compliance_by_unit",
+    "isochrone_colour",
+    "layer_names",
+    "place_shortfalls",
+    "render_map_html",
+    "shortfall_class",
+    "write_map",
+]
+
+ATTRIBUTION = "© OpenStreetMap contributors"
+OSM_TILES = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+
+#: Unit fill colour by compliance: every applicable rule passed / some rule failed / none applies.
+COMPLIANCE_COLOURS: dict[str, str] = {
+    "pass": "#1a9850",
+    "fail": "#d73027",
+    "not_applicable": "#bdbdbd",
+}
+#: Shortfall classes (upper bound in the rule's unit, minutes or km; label; colour).
+SHORTFALL_CLASSES: tuple[tuple[float, str, str], ...] = (
+    (5.0, "≤ 5", "#fdae61"),
+    (15.0, "5–15", "#f46d43"),
+    (math.inf, "> 15", "#d73027"),
+)
+UNREACHABLE_COLOUR = "#67001f"
+FACILITY_COLOUR = "#2c7bb6"
+PROPOSAL_COLOUR = "#7b3294"
+COVERED_COLOUR = "#636363"
+
+
+def _e(value: Any) -> str:
+    """HTML-escape any value as text (None becomes an empty string)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return html.escape(str(value), quote=True)
+
+
+def _fmt(value: Any, digits: int = 1) -> str:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return _e(value)
+    if math.isnan(number):
+        return ""
+    if math.isinf(number):
+        return "∞"
+    if number.is_integer() and digits <= 1:
+        return f"{int(number):,}"
+    return f"{number:,.{digits}f}"
+
+
+def isochrone_colour(minutes: float) -> str:
+    """Colour of an isochrone: dark blue for 15 minutes or less, lighter for longer."""
+    if minutes <= 15:
+        return "#2b8cbe"
+    if minutes <= 30:
+        return "#7bccc4"
+    return "#ccebc5"
+
+
+def shortfall_class(shortfall: float) -> tuple[str, str]:
+    """Return (legend label, colour) of a shortfall; ``inf`` means unreachable."""
+    if not math.isfinite(shortfall):
+        return ("unreachable", UNREACHABLE_COLOUR)
+    for upper, label, colour in SHORTFALL_CLASSES:
+        if shortfall <= upper:
+            return (label, colour)
+    raise AssertionError("unreachable: the last class is unbounded")
+
+
+def compliance_by_unit(unit_results: pd.DataFrame) -> dict[str, str]:
+    """unit_id -> ``fail`` if any rule failed, ``pass`` if some passed, else ``not_applicable``."""
+    out: dict[str, str] = {}
+    if unit_results.empty:
+        return out
+    for unit_id, statuses in unit_results.groupby("unit_id")["status"]:
+        values = set(statuses)
+        out[str(unit_id)] = (
+            "fail" if "fail" in values else "pass" if "pass" in values else "not_applicable"
+        )
+    return out
+
+
+def _evidence_value_column(evidence: pd.DataFrame) -> str | None:
+    for column in ("minutes", "km", "value"):
+        if column in evidence.columns:
+            return column
+    return None
+
+
+def place_shortfalls(result: RunResult) -> pd.DataFrame:
+    """Return the worst shortfall of each uncovered place over all rules.
+
+    Uses ``result.evidence`` (one row per rule and uncovered place): the shortfall is the
+    row's ``shortfall`` column when present, else its ``minutes`` (or ``km``, or the audit's
+    ``value``) minus its ``limit`` (or ``threshold``) column, else minus the threshold of that
+    rule in that unit from ``unit_results``; ``inf`` = unreachable. Rows with
+    ``covered == True`` are ignored.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by place_id: ``shortfall`` (worst over rules), ``rules`` (list of
+        ``(rule_name, value, threshold)``), ``facility_id`` of the nearest facility.
+    """
+    evidence = result.evidence
+    columns = ["shortfall", "rules", "facility_id"]
+    if evidence is None or evidence.empty:
+        return pd.DataFrame(columns=columns, index=pd.Index([], name="place_id"))
+    ev = evidence.copy()
+    if "covered" in ev.columns:  # the audit's per-place tables may include covered places
+        ev = ev[~ev["covered"].fillna(False).astype(bool)]
+        if ev.empty:
+            return pd.DataFrame(columns=columns, index=pd.Index([], name="place_id"))
+    value_col = _evidence_value_column(ev)
+    ur = result.unit_results
+    thresholds = (
+        ur.set_index(["rule_id", "unit_id"])["threshold"].to_dict()
+        if {"rule_id", "unit_id", "threshold"} <= set(ur.columns)
+        else {}
+    )
+    name_col = next((c for c in ("rule_name", "title") if c in ur.columns), None)
+    names = (
+        ur.drop_duplicates("rule_id").set_index("rule_id")[name_col].to_dict()
+        if name_col and "rule_id" in ur.columns
+        else {}
+    )
+    limit_col = next((c for c in ("limit", "threshold") if c in ev.columns), None)
+    if limit_col:  # the rule's own minutes/km for that place, as the audit gives it
+        ev["_threshold"] = pd.to_numeric(ev[limit_col], errors="coerce").astype(float)
+    else:
+        ev["_threshold"] = [
+            thresholds.get((r, u), np.nan)
+            for r, u in zip(ev["rule_id"], ev["unit_id"], strict=False)
+        ]
+    values = (
+        pd.to_numeric(ev[value_col], errors="coerce").astype(float)
+        if value_col else pd.Series(np.nan, index=ev.index)
+    )
+    if "shortfall" in ev.columns:
+        ev["_shortfall"] = pd.to_numeric(ev["shortfall"], errors="coerce").astype(float)
+    else:
+        ev["_shortfall"] = values - pd.to_numeric(ev["_threshold"], errors="coerce")
+    ev["_value"] = values
+    fac_col = next((c for c in ("facility_id", "nearest_facility_id", "nearest") if c in ev), None)
+    rows = []
+    for place_id, group in ev.groupby("place_id", sort=False):
+        worst = group["_shortfall"].max(skipna=True)
+        rules = [
+            (names.get(r, str(r)), v, t)
+            for r, v, t in zip(group["rule_id"], group["_value"], group["_threshold"], strict=False)
+        ]
+        facility = group[fac_col].iloc[0] if fac_col else None
+        rows.append((place_id, worst if pd.notna(worst) else math.inf, rules, facility))
+    frame = pd.DataFrame(rows, columns=["place_id", *columns]).set_index("place_id")
+    return frame
+
+
+def layer_names(result: RunResult, *, language: str) -> list[str]:
+    """Return the names of the switchable overlay layers, as shown in the layer control."""
+    lang = check_language(language)
+    names = [text("units", lang)]
+    for mode, minutes in _isochrone_keys(result.isochrones):
+        names.append(text("isochrone", lang, minutes=minutes, mode=mode_label(mode, lang)))
+    names += [text("facilities", lang), text("uncovered", lang), text("covered", lang)]
+    if result.proposals is not None and len(result.proposals):
+        names.append(text("proposals", lang))
+    return names
+
+
+def _isochrone_keys(isochrones: gpd.GeoDataFrame) -> list[tuple[str, float]]:
+    if isochrones is None or isochrones.empty:
+        return []
+    keys = {(str(m), float(x)) for m, x in zip(isochrones["mode"], isochrones["minutes"],
+                                               strict=False)}
+    return sorted(keys, key=lambda k: (k[0], -k[1]))
+
+
+def _points_layer(
+    frame: pd.DataFrame, geometry: gpd.GeoSeries, properties: dict[str, list[str]]
+) -> gpd.GeoDataFrame:
+    data = {key: values for key, values in properties.items()}
+    return gpd.GeoDataFrame(data, geometry=geometry.to_numpy(), crs="EPSG:4326")
+
+
+def _geojson(data: gpd.GeoDataFrame, **kwargs: Any) -> folium.GeoJson:
+    """Return a GeoJson layer; Folium's popups and tooltips reject an empty layer, so drop them."""
+    if data.empty:
+        kwargs.pop("tooltip", None)
+        kwargs.pop("popup", None)
+    return folium.GeoJson(data, **kwargs)
+
+
+def _popup(fields: list[str], aliases: list[str]) -> folium.GeoJsonPopup:
+    return folium.GeoJsonPopup(fields=fields, aliases=[_e(a) for a in aliases], labels=True)
+
+
+def _tooltip(fields: list[str], aliases: list[str]) -> folium.GeoJsonTooltip:
+    return folium.GeoJsonTooltip(fields=fields, aliases=[_e(a) for a in aliases], labels=True)
+
+
+def _legend_html(result: RunResult, lang: str) -> str:
+    rows: list[str] = [f"<b>{_e(text('legend', lang))}</b>"]
+
+    def swatch(colour: str, label: str, *, round_: bool = False) -> str:
+        radius = "50%" if round_ else "2px"
+        return (
+            f'<div><span style="display:inline-block;width:12px;height:12px;'
+            f"background:{colour};border-radius:{radius};margin-right:6px;"
+            f'opacity:0.85"></span>{_e(label)}</div>'
+        )
+
+    rows.append(f"<div style='margin-top:4px'><i>{_e(text('units', lang))}</i></div>")
+    rows.append(swatch(COMPLIANCE_COLOURS["pass"], text("all_pass", lang)))
+    rows.append(swatch(COMPLIANCE_COLOURS["fail"], text("some_fail", lang)))
+    rows.append(swatch(COMPLIANCE_COLOURS["not_applicable"], text("not_applicable", lang)))
+    keys = _isochrone_keys(result.isochrones)
+    if keys:
+        rows.append(f"<div style='margin-top:4px'><i>{_e(text('isochrones', lang))}</i></div>")
+        for mode, minutes in keys:
+            label = text("isochrone", lang, minutes=minutes, mode=mode_label(mode, lang))
+            rows.append(swatch(isochrone_colour(minutes), label))
+    rows.append(f"<div style='margin-top:4px'><i>{_e(text('uncovered', lang))}</i></div>")
+    rows.append(f"<div style='font-size:11px'>{_e(text('shortfall', lang))}</div>")
+    for _upper, label, colour in SHORTFALL_CLASSES:
+        rows.append(swatch(colour, label, round_=True))
+    rows.append(swatch(UNREACHABLE_COLOUR, text("unreachable", lang), round_=True))
+    rows.append(f"<div style='margin-top:4px'></div>{swatch(FACILITY_COLOUR, text('facilities', lang), round_=True)}")  # noqa: E501
+    if result.proposals is not None and len(result.proposals):
+        rows.append(swatch(PROPOSAL_COLOUR, text("proposals", lang), round_=True))
+    rows.append(f"<div style='margin-top:6px;font-size:11px'>{_e(ATTRIBUTION)}</div>")
+    body = "".join(rows)
+    return (
+        '<div id="map-legend" style="position:fixed;bottom:28px;left:10px;z-index:1000;'
+        "background:rgba(255,255,255,0.92);padding:8px 10px;border:1px solid #999;"
+        'border-radius:4px;font:12px/1.4 sans-serif;max-height:70vh;overflow:auto">'
+        f"{body}</div>"
+    )
+
+
+def _title_html(result: RunResult) -> str:
+    return (
+        '<div id="map-title" style="position:fixed;top:10px;left:50px;z-index:1000;'
+        "background:rgba(255,255,255,0.9);padding:4px 10px;border-radius:4px;"
+        f'font:bold 14px sans-serif">{_e(result.name)}</div>'
+    )
+
+
+def _unit_layer(result: RunResult, lang: str) -> folium.GeoJson:
+    units = result.units
+    compliance = compliance_by_unit(result.unit_results)
+    ur = result.unit_results
+    rules_html: dict[str, str] = {}
+    if not ur.empty:
+        for unit_id, group in ur.groupby("unit_id", sort=False):
+            lines = [
+                f"{_e(getattr(row, 'rule_name', None) or getattr(row, 'title', None) or row.rule_id)}"
+                f": {_e(status_label(str(row.status), lang))}"
+                f" ({_fmt(getattr(row, 'value', None), 2)} / {_fmt(getattr(row, 'threshold', None), 2)})"  # noqa: E501
+                for row in group.itertuples(index=False)
+            ]
+            rules_html[str(unit_id)] = "<br>".join(lines)
+    state = [compliance.get(str(u), "not_applicable") for u in units["unit_id"]]
+    layer = gpd.GeoDataFrame(
+        {
+            "unit_id": [_e(u) for u in units["unit_id"]],
+            "name": [_e(n) for n in units["name"]],
+            "population": [_fmt(p) for p in units.get("population", [None] * len(units))],
+            "compliance": state,
+            "status": [_e(status_label(s, lang) if s != "not_applicable"
+                          else text("not_applicable", lang)) for s in state],
+            "rules": [rules_html.get(str(u), "") for u in units["unit_id"]],
+        },
+        geometry=units.geometry.to_numpy(),
+        crs=units.crs,
+    ).to_crs("EPSG:4326")
+    fields = ["name", "unit_id", "population", "status", "rules"]
+    aliases = [text("name", lang), text("id", lang), text("population", lang),
+               column_label("status", lang), text("rules", lang)]
+    return _geojson(
+        layer,
+        name=text("units", lang),
+        style_function=lambda f: {
+            "fillColor": COMPLIANCE_COLOURS.get(f["properties"]["compliance"], "#bdbdbd"),
+            "color": "#333333",
+            "weight": 1,
+            "fillOpacity": 0.35,
+        },
+        highlight_function=lambda f: {"weight": 3},
+        tooltip=_tooltip(["name", "status"], [text("name", lang), aliases[3]]),
+        popup=_popup(fields, aliases),
+    )
+
+
+def _facility_layer(result: RunResult, lang: str) -> folium.GeoJson:
+    fac = result.facilities.to_crs("EPSG:4326")
+    zh = lang == "zh"
+    types = [
+        FACILITY_TYPES[t][0 if zh else 1] if t in FACILITY_TYPES else t for t in fac["type"]
+    ]
+    layer = _points_layer(
+        fac,
+        fac.geometry,
+        {
+            "facility_id": [_e(v) for v in fac["facility_id"]],
+            "name": [_e(v) for v in fac["name"]],
+            "type": [_e(v) for v in types],
+        },
+    )
+    return _geojson(
+        layer,
+        name=text("facilities", lang),
+        marker=folium.CircleMarker(radius=6, fill=True, fill_opacity=0.9, weight=1),
+        style_function=lambda f: {"color": "#ffffff", "fillColor": FACILITY_COLOUR},
+        tooltip=_tooltip(["name"], [text("name", lang)]),
+        popup=_popup(["name", "type", "facility_id"],
+                     [text("name", lang), text("type", lang), text("id", lang)]),
+    )
+
+
+def _place_layers(result: RunResult, lang: str) -> tuple[folium.GeoJson, folium.GeoJson]:
+    places = result.places.to_crs("EPSG:4326")
+    shortfalls = place_shortfalls(result)
+    facility_names = dict(
+        zip(result.facilities["facility_id"], result.facilities["name"], strict=False)
+    )
+    uncovered_mask = places["place_id"].isin(shortfalls.index)
+    unc = places[uncovered_mask]
+    info = shortfalls.reindex(unc["place_id"])
+    colours = [shortfall_class(float(s))[1] for s in info["shortfall"]]
+    pop = pd.to_numeric(unc["population"], errors="coerce").fillna(0.0).to_numpy()
+    radius = [float(min(14.0, 3.0 + math.sqrt(max(p, 0.0)) / 6.0)) for p in pop]
+    details = []
+    for rules in info["rules"]:
+        details.append("<br>".join(
+            f"{_e(name)}: {_fmt(value, 1)} / {_fmt(threshold, 1)}"
+            for name, value, threshold in (rules if isinstance(rules, list) else [])
+        ))
+    uncovered = _points_layer(
+        unc,
+        unc.geometry,
+        {
+            "place_id": [_e(v) for v in unc["place_id"]],
+            "population": [_fmt(v) for v in unc["population"]],
+            "shortfall": [_fmt(v, 1) if math.isfinite(float(v)) else _e(text("unreachable", lang))
+                          for v in info["shortfall"]],
+            "nearest": [_e(facility_names.get(f, f)) for f in info["facility_id"]],
+            "rules": details,
+            "_colour": colours,
+            "_radius": radius,
+        },
+    )
+    unc_layer = _geojson(
+        uncovered,
+        name=text("uncovered", lang),
+        marker=folium.CircleMarker(radius=5, fill=True, fill_opacity=0.85, weight=1),
+        style_function=lambda f: {
+            "color": "#444444",
+            "fillColor": f["properties"]["_colour"],
+            "radius": f["properties"]["_radius"],
+        },
+        tooltip=_tooltip(["place_id", "shortfall"], [text("id", lang), text("shortfall", lang)]),
+        popup=_popup(
+            ["place_id", "population", "shortfall", "nearest", "rules"],
+            [text("id", lang), text("population", lang), text("shortfall", lang),
+             text("nearest", lang), text("rules", lang)],
+        ),
+    )
+    cov = places[~uncovered_mask]
+    minutes_cols = [c for c in cov.columns if c.startswith("minutes_")]
+    covered = _points_layer(
+        cov,
+        cov.geometry,
+        {
+            "place_id": [_e(v) for v in cov["place_id"]],
+            "population": [_fmt(v) for v in cov["population"]],
+            **{c: [_fmt(v, 1) for v in cov[c]] for c in minutes_cols},
+        },
+    )
+    cov_aliases = [text("id", lang), text("population", lang)] + [
+        f"{text('minutes', lang)} ({mode_label(c[len('minutes_'):], lang)})" for c in minutes_cols
+    ]
+    cov_layer = _geojson(
+        covered,
+        name=text("covered", lang),
+        show=False,
+        marker=folium.CircleMarker(radius=3, fill=True, fill_opacity=0.7, weight=0),
+        style_function=lambda f: {"fillColor": COVERED_COLOUR, "color": COVERED_COLOUR},
+        popup=_popup(["place_id", "population", *minutes_cols], cov_aliases),
+    )
+    return unc_layer, cov_layer
+
+
+def _proposal_layer(result: RunResult, lang: str) -> folium.GeoJson | None:
+    prop = result.proposals
+    if prop is None or not len(prop):
+        return None
+    prop = prop.to_crs("EPSG:4326")
+    layer = _points_layer(
+        prop,
+        prop.geometry,
+        {
+            "site_id": [_e(v) for v in prop.get("site_id", prop.index)],
+            "rank": [_fmt(v) for v in prop.get("rank", [None] * len(prop))],
+            "gain": [_fmt(v) for v in prop.get("gain", [None] * len(prop))],
+        },
+    )
+    return _geojson(
+        layer,
+        name=text("proposals", lang),
+        marker=folium.CircleMarker(radius=8, fill=True, fill_opacity=0.9, weight=2),
+        style_function=lambda f: {"color": "#ffffff", "fillColor": PROPOSAL_COLOUR},
+        tooltip=_tooltip(["rank"], [text("rank", lang)]),
+        popup=_popup(["site_id", "rank", "gain"],
+                     [text("id", lang), text("rank", lang), text("gain", lang)]),
+    )
+
+
+LEAFLET_CDN = (
+    "https://cdn.jsdelivr.net/npm/leaflet@1.9.4/dist/leaflet.js",
+    "https://cdn.jsdelivr.net/npm/leaflet@1.9.4/dist/leaflet.css",
+)
+
+
+@cache
+def _vendor(name: str) -> str | None:
+    """Return a vendored file's text, or None when the package was installed without it."""
+    try:
+        return resources.files("coverage.outputs").joinpath("vendor", name).read_text("utf-8")
+    except (FileNotFoundError, OSError):
+        return None
+
+
+def _leaflet_element() -> Element:
+    """Leaflet inlined from ``vendor/``; CDN links (with a warning) if the copy is missing."""
+    js, css = _vendor("leaflet.js"), _vendor("leaflet.css")
+    if js is not None and css is not None:
+        return Element(f"<style>{css}</style>\n<script>{js}</script>")
+    warnings.warn(
+        "coverage/outputs/vendor/leaflet.js or leaflet.css is missing from this installation; "
+        "map.html links Leaflet from a CDN and needs a network to display "
+        "(reinstall coverage-planner with its package data)",
+        UserWarning,
+        stacklevel=3,
+    )
+    return Element(
+        f'<script src="{LEAFLET_CDN[0]}"></script>\n'
+        f'<link rel="stylesheet" href="{LEAFLET_CDN[1]}"/>'
+    )
+
+
+def build_map(
+    result: RunResult, *, language: str | None = None, manifest: Mapping[str, Any] | None = None
+) -> folium.Map:
+    """Build the Folium map of a run (see the module docstring for its contents).
+
+    Parameters
+    ----------
+    result
+        The run.
+    language
+        ``"zh"`` or ``"en"``; default the run's language.
+    manifest
+        Embedded as ``<script type="application/json" id="run-manifest">`` when given.
+    """
+    lang = check_language(language or result.language)
+    bounds = result.units.to_crs("EPSG:4326").total_bounds
+    if not np.all(np.isfinite(bounds)):
+        bounds = result.places.to_crs("EPSG:4326").total_bounds
+    centre = [(bounds[1] + bounds[3]) / 2, (bounds[0] + bounds[2]) / 2]
+    fmap = folium.Map(location=centre, zoom_start=11, tiles=None, control_scale=True)
+    # Only Leaflet is needed, and it is inlined below: drop Folium's CDN links.
+    fmap.default_js = []
+    fmap.default_css = []
+    root = fmap.get_root()
+    root.title = _e(result.name)
+    root.header.add_child(_leaflet_element(), name="leaflet_inline")
+    root.header.add_child(
+        Element(
+            "<style>html,body{width:100%;height:100%;margin:0;padding:0;}"
+            "#map{position:absolute;top:0;bottom:0;right:0;left:0;}"
+            ".leaflet-popup-content th{text-align:left;padding-right:6px;vertical-align:top}"
+            "</style>"
+        ),
+        name="page_style",
+    )
+    if manifest is not None:
+        root.header.add_child(
+            Element(
+                '<script type="application/json" id="run-manifest">'
+                f"{script_safe_json(manifest)}</script>"
+            ),
+            name="run_manifest",
+        )
+    folium.TileLayer(
+        tiles=OSM_TILES, attr=ATTRIBUTION, name="OpenStreetMap", max_zoom=19
+    ).add_to(fmap)
+    _unit_layer(result, lang).add_to(fmap)
+    iso = result.isochrones
+    for mode, minutes in _isochrone_keys(iso):
+        part = iso[(iso["mode"].astype(str) == mode) & (iso["minutes"].astype(float) == minutes)]
+        colour = isochrone_colour(minutes)
+        shapes = gpd.GeoDataFrame(
+            {"label": [_e(text("isochrone", lang, minutes=minutes, mode=mode_label(mode, lang)))]
+             * len(part)},
+            geometry=part.geometry.to_numpy(),
+            crs=iso.crs,
+        ).to_crs("EPSG:4326")
+        _geojson(
+            shapes,
+            name=text("isochrone", lang, minutes=minutes, mode=mode_label(mode, lang)),
+            style_function=lambda f, c=colour: {
+                "fillColor": c, "color": c, "weight": 1, "fillOpacity": 0.25,
+            },
+            tooltip=_tooltip(["label"], [text("isochrones", lang)]),
+        ).add_to(fmap)
+    _facility_layer(result, lang).add_to(fmap)
+    unc_layer, cov_layer = _place_layers(result, lang)
+    unc_layer.add_to(fmap)
+    cov_layer.add_to(fmap)
+    proposals = _proposal_layer(result, lang)
+    if proposals is not None:
+        proposals.add_to(fmap)
+    folium.LayerControl(collapsed=False).add_to(fmap)
+    root.html.add_child(Element(_title_html(result)), name="map_title")
+    root.html.add_child(Element(_legend_html(result, lang)), name="map_legend")
+    fmap.fit_bounds([[bounds[1], bounds[0]], [bounds[3], bounds[2]]])
+    return fmap
+
+
+def render_map_html(
+    result: RunResult, *, language: str | None = None, manifest: Mapping[str, Any] | None = None
+) -> str:
+    """Return the complete map.html text."""
+    return build_map(result, language=language, manifest=manifest).get_root().render()
+
+
+def write_map(
+    result: RunResult,
+    path: str | os.PathLike[str],
+    *,
+    language: str | None = None,
+    manifest: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write map.html for ``result`` to ``path`` (UTF-8) and return the path."""
+    Path(path).write_text(render_map_html(result, language=language, manifest=manifest),
+                          encoding="utf-8")
+    return Path(path)

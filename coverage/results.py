@@ -1,0 +1,67 @@
+"""The result of one scenario run: every layer and table the exports and the app show."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+
+__all__ = ["RunResult"]
+
+
+@dataclass
+class RunResult:
+    """Everything one run produced, in the canonical schemas of docs/ARCHITECTURE.md.
+
+    Attributes
+    ----------
+    name
+        The scenario's name.
+    language
+        ``"en"`` or ``"zh"``: the language of column headings and labels in exports.
+    facilities
+        Facilities layer (facility_id, name, type, ...), EPSG:4326.
+    units
+        Administrative units with population and, per rule, columns added by the audit.
+    places
+        Population places with, per mode ``m``, ``minutes_<m>`` (nearest facility of any type
+        checked, ``inf`` when unreachable) and ``nearest_<m>`` (its facility_id).
+    unit_results
+        One row per unit and rule: rule_id, rule_name, unit_id, unit_name, level, status
+        (pass / fail / not_applicable), value, threshold, margin, population,
+        covered_population, evidence.
+    summary
+        One row per rule across the region: rule_id, rule_name, status, units_passing,
+        units_total, population, covered_population, share.
+    evidence
+        One row per (rule, uncovered place): rule_id, place_id, unit_id, population,
+        nearest facility_id and minutes (or km).
+    isochrones
+        Polygons with columns mode, minutes, facility_types, geometry.
+    proposals
+        Proposed new sites (site_id, rank, gain, geometry) or None.
+    manifest
+        Provenance: input file hashes, OSM extract date, package versions, parameters,
+        timings. Embedded in every export.
+    """
+
+    name: str
+    language: str
+    facilities: gpd.GeoDataFrame
+    units: gpd.GeoDataFrame
+    places: gpd.GeoDataFrame
+    unit_results: pd.DataFrame
+    summary: pd.DataFrame
+    evidence: pd.DataFrame
+    isochrones: gpd.GeoDataFrame
+    proposals: gpd.GeoDataFrame | None = None
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def all_pass(self) -> bool:
+        """True when every applicable rule passed in every unit."""
+        if self.unit_results.empty:
+            return True
+        return not (self.unit_results["status"] == "fail").any()

@@ -1,0 +1,392 @@
+"""Standards tables (TOML ``[[standards]]``) to rule objects, with every problem reported at once.
+
+A table names its kind with ``rule`` (one of :data:`coverage.standards.rules.RULE_KINDS`) and
+gives that kind's values; or it pulls in a shipped preset::
+
+    [[standards]]
+    preset = "bazhong"                       # every rule of the Bazhong preset
+    only = ["BZ-12", "BZ-13"]                # optional: just these ids
+    override = { "BZ-12" = { mode = "drive" } }   # optional: change open parameters
+
+    [[standards]]
+    id = "my-15min"
+    rule = "travel_time"
+    facility_types = ["hospitals"]           # types or groups (coverage.facility_types)
+    minutes = { urban = 15, rural = 30 }     # or one number
+    mode = "ambulance"
+    required_share = 0.95
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from coverage.errors import InputError, Problem
+from coverage.facility_types import FACILITY_GROUPS, FACILITY_TYPES, expand_types
+from coverage.standards.access import METRICS
+from coverage.standards.rules import (
+    RULE_KINDS,
+    DistanceRule,
+    PopulationBandRule,
+    PresenceRule,
+    RatioRule,
+    Rule,
+    TravelTimeRule,
+)
+
+__all__ = ["COMMON_KEYS", "KIND_KEYS", "parse_standards"]
+
+#: Keys every rule table may have. ``params``, ``note``, ``title_zh`` and ``target_year`` are
+#: documentation only (presets use them to explain open values).
+COMMON_KEYS: tuple[str, ...] = (
+    "rule", "id", "level", "title", "title_zh", "source", "quote", "params", "note",
+    "target_year",
+)  # fmt: skip
+
+#: Keys of each rule kind (beyond :data:`COMMON_KEYS`); required ones are marked True.
+KIND_KEYS: dict[str, dict[str, bool]] = {
+    "travel_time": {"facility_types": True, "minutes": True, "mode": False,
+                    "required_share": False},
+    "distance": {"facility_types": True, "km": True, "mode": False, "distance": False,
+                 "required_share": False},
+    "presence": {"facility_types": True, "min_count": False, "max_count": False,
+                 "exactly": False, "unit_class": False, "unit_name_pattern": False,
+                 "exempt_if_hosts": False,
+                 "exempt_below_population": False, "exempt_near": False,
+                 "exempt_near_types": False, "exempt_near_mode": False,
+                 "exempt_near_metric": False},
+    "population_band": {"facility_types": True, "lower": True, "upper": True,
+                        "unit_class": False, "unit_name_pattern": False,
+                        "exclude_hosts_of": False},
+    "ratio": {"attribute": True, "target": True, "per": False, "comparison": False,
+              "facility_types": False},
+}  # fmt: skip
+
+_PRESET_KEYS = ("preset", "only", "override")
+_CLASSES = ("urban", "rural")
+_DISTANCES = ("road", "straight_line")
+_COMPARISONS = (">=", "<=")
+
+
+def parse_standards(
+    tables: Sequence[Mapping[str, Any]],
+    *,
+    where: str = "standards",
+    modes: Iterable[str] | None = None,
+) -> list[Rule]:
+    """Check standards tables and build the rules, reporting every problem at once.
+
+    Parameters
+    ----------
+    tables
+        The ``[[standards]]`` tables of a scenario (or of a preset file).
+    where
+        Key-path prefix used in messages, e.g. ``standards`` gives ``standards[2].minutes``.
+    modes
+        Mode names a ``mode`` may take; None accepts any name (the engine checks later).
+
+    Returns
+    -------
+    list of Rule
+        In table order, presets expanded in their file order.
+
+    Raises
+    ------
+    InputError
+        Listing every problem with its key path, e.g.
+        ``standards[2].minutes: must be a positive number, got -5``.
+    """
+    problems: list[Problem] = []
+    rules: list[Rule] = []
+    ids: list[str] = []
+    known_modes = tuple(modes) if modes is not None else None
+    if not isinstance(tables, Sequence) or isinstance(tables, (str, bytes)):
+        raise InputError([Problem(where, "must be an array of tables",
+                                  "write each standard as [[standards]]")])
+    for i, table in enumerate(tables):
+        path = f"{where}[{i}]"
+        if not isinstance(table, Mapping):
+            problems.append(Problem(path, f"must be a table, got {table!r}"))
+            continue
+        if "preset" in table:
+            included = _parse_preset_ref(table, path, problems, known_modes)
+            rules.extend(included)
+            ids.extend(r.id for r in included)
+        else:
+            ids.append(str(table.get("id", path)))
+            rule = _parse_rule(table, path, problems, known_modes)
+            if rule is not None:
+                rules.append(rule)
+    seen: dict[str, int] = {}
+    for rid in ids:
+        seen[rid] = seen.get(rid, 0) + 1
+    for rid, n in seen.items():
+        if n > 1:
+            problems.append(Problem(where, f"rule id {rid!r} is used {n} times",
+                                    "give every rule a unique id"))
+    if problems:
+        raise InputError(problems, source=where)
+    return rules
+
+
+# --------------------------------------------------------------------------------- presets
+def _parse_preset_ref(
+    table: Mapping[str, Any], path: str, problems: list[Problem], modes: tuple[str, ...] | None
+) -> list[Rule]:
+    from coverage.standards.presets import list_presets, preset_tables
+
+    for key in table:
+        if key not in _PRESET_KEYS:
+            problems.append(Problem(f"{path}.{key}", "unknown key in a preset reference",
+                                    f"allowed keys: {', '.join(_PRESET_KEYS)}"))
+    name = table["preset"]
+    if not isinstance(name, str) or name not in list_presets():
+        problems.append(Problem(f"{path}.preset", f"unknown preset {name!r}",
+                                f"known presets: {', '.join(list_presets())}"))
+        return []
+    raw = preset_tables(name)
+    ids = [str(t.get("id")) for t in raw]
+    only = table.get("only")
+    if only is not None:
+        if not isinstance(only, list) or not all(isinstance(x, str) for x in only):
+            problems.append(Problem(f"{path}.only", f"must be a list of rule ids, got {only!r}"))
+            only = None
+        else:
+            for j, rid in enumerate(only):
+                if rid not in ids:
+                    problems.append(Problem(f"{path}.only[{j}]",
+                                            f"preset {name!r} has no rule {rid!r}",
+                                            f"its rules: {', '.join(ids)}"))
+    override = table.get("override", {})
+    if not isinstance(override, Mapping):
+        problems.append(Problem(f"{path}.override",
+                                "must be a table of rule id -> table of values"))
+        override = {}
+    for rid, values in override.items():
+        if rid not in ids:
+            problems.append(Problem(f"{path}.override.{rid}", f"preset {name!r} has no rule "
+                                    f"{rid!r}", f"its rules: {', '.join(ids)}"))
+        elif not isinstance(values, Mapping):
+            problems.append(Problem(f"{path}.override.{rid}", "must be a table of values"))
+    rules: list[Rule] = []
+    for raw_table in raw:
+        rid = str(raw_table.get("id"))
+        if only is not None and rid not in only:
+            continue
+        merged = dict(raw_table)
+        changes = override.get(rid, {})
+        if isinstance(changes, Mapping):
+            merged.update(changes)
+        where = f"{path}.override.{rid}" if changes else f"{path}(preset {name}: {rid})"
+        rule = _parse_rule(merged, where, problems, modes)
+        if rule is not None:
+            rules.append(rule)
+    return rules
+
+
+# ----------------------------------------------------------------------------------- rules
+def _parse_rule(
+    table: Mapping[str, Any], path: str, problems: list[Problem], modes: tuple[str, ...] | None
+) -> Rule | None:
+    start = len(problems)
+    kind = table.get("rule")
+    if kind not in RULE_KINDS:
+        problems.append(Problem(
+            f"{path}.rule",
+            f"unknown rule {kind!r}" if kind is not None else "missing",
+            f"known rules: {', '.join(RULE_KINDS)}; or pull in a preset with preset = \"...\"",
+        ))
+        return None
+    allowed = KIND_KEYS[kind]
+    for key in table:
+        if key not in COMMON_KEYS and key not in allowed:
+            problems.append(Problem(f"{path}.{key}", f"unknown key for rule {kind!r}",
+                                    f"allowed keys: {', '.join(list(allowed) + ['level', 'id'])}"))
+    for key, required in allowed.items():
+        if required and key not in table:
+            problems.append(Problem(f"{path}.{key}", f"missing (required by rule {kind!r})"))
+    c = _Checker(table, path, problems)
+    common: dict[str, Any] = {
+        "id": c.text("id", default=path),
+        "title": c.text("title", default=""),
+        "source": c.text("source", default=""),
+        "quote": c.text("quote", default=""),
+    }
+    if "level" in table:
+        common["level"] = c.text("level", default=None)
+    for key in ("params",):
+        if key in table and not isinstance(table[key], Mapping):
+            problems.append(Problem(f"{path}.{key}", "must be a table"))
+    rule: Rule | None = None
+    if kind in ("travel_time", "distance"):
+        types = c.types("facility_types")
+        mode = c.choice("mode", modes, default="drive")
+        share = c.number("required_share", default=1.0, check=lambda v: 0 < v <= 1,
+                         must="a number in (0, 1]")
+        if kind == "travel_time":
+            minutes = c.threshold("minutes")
+            rule = TravelTimeRule(**common, facility_types=types, minutes=minutes, mode=mode,
+                                  required_share=share)
+        else:
+            km = c.threshold("km")
+            dist = c.choice("distance", _DISTANCES, default="road")
+            rule = DistanceRule(**common, facility_types=types, km=km, mode=mode,
+                                required_share=share, distance=dist)
+    elif kind == "presence":
+        types = c.types("facility_types")
+        exactly = c.integer("exactly", default=None)
+        lo = c.integer("min_count", default=exactly if exactly is not None else 1)
+        hi = c.integer("max_count", default=exactly)
+        if lo is not None and hi is not None and hi < lo:
+            problems.append(Problem(f"{path}.max_count",
+                                    f"must be >= min_count ({lo}), got {hi}"))
+        rule = PresenceRule(
+            **common, facility_types=types, min_count=lo if lo is not None else 1,
+            max_count=hi, unit_class=c.choice("unit_class", _CLASSES, default=None),
+            unit_name_pattern=c.pattern("unit_name_pattern"),
+            exempt_if_hosts=c.types("exempt_if_hosts", default=()),
+            exempt_below_population=c.number("exempt_below_population", default=None),
+            exempt_near=c.number("exempt_near", default=None),
+            exempt_near_types=c.types("exempt_near_types", default=("township_health_centre",)),
+            exempt_near_mode=c.choice("exempt_near_mode", modes, default="drive"),
+            exempt_near_metric=c.choice("exempt_near_metric", METRICS, default="time"),
+        )
+    elif kind == "population_band":
+        types = c.types("facility_types")
+        lower = c.number("lower")
+        upper = c.number("upper")
+        if lower is not None and upper is not None and upper <= lower:
+            problems.append(Problem(f"{path}.upper",
+                                    f"must be greater than lower ({lower:g}), got {upper:g}"))
+        rule = PopulationBandRule(
+            **common, facility_types=types, lower=lower or 1.0, upper=upper or 2.0,
+            unit_class=c.choice("unit_class", _CLASSES, default=None),
+            unit_name_pattern=c.pattern("unit_name_pattern"),
+            exclude_hosts_of=c.types("exclude_hosts_of", default=()),
+        )
+    elif kind == "ratio":
+        attribute = c.text("attribute", default="")
+        if "attribute" in table and not attribute:
+            problems.append(Problem(f"{path}.attribute", "must be a facility column name"))
+        rule = RatioRule(
+            **common, attribute=attribute, target=c.number("target") or 1.0,
+            per=c.number("per", default=1000.0) or 1000.0,
+            comparison=c.choice("comparison", _COMPARISONS, default=">="),
+            facility_types=c.types("facility_types", default=()),
+        )
+    return rule if len(problems) == start else None
+
+
+class _Checker:
+    """Reads typed values out of one table, appending a Problem for each bad one."""
+
+    def __init__(self, table: Mapping[str, Any], path: str, problems: list[Problem]) -> None:
+        self.table = table
+        self.path = path
+        self.problems = problems
+
+    def _bad(self, key: str, what: str, fix: str = "") -> None:
+        self.problems.append(Problem(f"{self.path}.{key}", what, fix))
+
+    def text(self, key: str, *, default: Any) -> Any:
+        value = self.table.get(key, default)
+        if key in self.table and not isinstance(value, str):
+            self._bad(key, f"must be a string, got {value!r}")
+            return default
+        return value
+
+    def number(
+        self,
+        key: str,
+        *,
+        default: Any = None,
+        check: Callable[[float], bool] = lambda v: v > 0,
+        must: str = "a positive number",
+    ) -> Any:
+        if key not in self.table:
+            return default
+        value = self.table[key]
+        if (isinstance(value, bool) or not isinstance(value, (int, float))
+                or not math.isfinite(value) or not check(float(value))):
+            self._bad(key, f"must be {must}, got {value!r}")
+            return default
+        return float(value)
+
+    def pattern(self, key: str) -> str | None:
+        value = self.text(key, default=None)
+        if value is None:
+            return None
+        try:
+            re.compile(value)
+        except re.error as exc:
+            self._bad(key, f"not a valid regular expression ({exc}): {value!r}")
+            return None
+        return value
+
+    def integer(self, key: str, *, default: Any) -> Any:
+        if key not in self.table:
+            return default
+        value = self.table[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            self._bad(key, f"must be a whole number >= 0, got {value!r}")
+            return default
+        return value
+
+    def choice(self, key: str, options: Iterable[str] | None, *, default: Any) -> Any:
+        if key not in self.table:
+            return default
+        value = self.table[key]
+        opts = tuple(options) if options is not None else None
+        if not isinstance(value, str) or (opts is not None and value not in opts):
+            known = f"one of {', '.join(opts)}" if opts else "a string"
+            self._bad(key, f"must be {known}, got {value!r}")
+            return default
+        return value
+
+    def types(self, key: str, *, default: Any = ()) -> tuple[str, ...]:
+        if key not in self.table:
+            return tuple(default)
+        value = self.table[key]
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self._bad(key, f"must be a list of facility types, got {value!r}")
+            return tuple(default)
+        unknown = [v for v in value if v not in FACILITY_TYPES and v not in FACILITY_GROUPS]
+        for v in unknown:
+            self._bad(key, f"unknown facility type {v!r}",
+                      f"known types: {', '.join(FACILITY_TYPES)}; "
+                      f"groups: {', '.join(FACILITY_GROUPS)}")
+        if unknown:
+            return tuple(default)
+        if not value:
+            self._bad(key, "must name at least one facility type")
+        return expand_types(value)
+
+    def threshold(self, key: str) -> Any:
+        if key not in self.table:
+            return 1.0
+        value = self.table[key]
+        if isinstance(value, Mapping):
+            out: dict[str, float] = {}
+            if not value:
+                self._bad(key, "must give at least one of urban, rural")
+            for cls, v in value.items():
+                if cls not in _CLASSES:
+                    self._bad(f"{key}.{cls}", "unknown urban/rural class",
+                              f"use {', '.join(_CLASSES)}")
+                elif (isinstance(v, bool) or not isinstance(v, (int, float))
+                      or not math.isfinite(v) or v <= 0):
+                    self._bad(f"{key}.{cls}", f"must be a positive number, got {v!r}")
+                else:
+                    out[cls] = float(v)
+            return out or 1.0
+        if (isinstance(value, bool) or not isinstance(value, (int, float))
+                or not math.isfinite(value) or value <= 0):
+            self._bad(key, f"must be a positive number or a table {{urban = .., rural = ..}}, "
+                           f"got {value!r}")
+            return 1.0
+        return float(value)

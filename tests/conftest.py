@@ -1,0 +1,66 @@
+"""Shared fixtures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+# --- travel-time engine (issue 3) --------------------------------------------------------------
+
+ANDORRA_PBF = DATA / "osm" / "andorra-2013-05-23.osm.pbf"
+ANDORRA_DEM = DATA / "elevation" / "N42E001.hgt.zip"
+
+#: SYNTHETIC hand-made road network (not real data) for hand-computed checks:
+#: A(1)-B(2)-C(3) residential two-way (way 10); B->D primary oneway=yes (way 11);
+#: C(3)-D(4) residential two-way (way 12); island E(5)-F(6) residential (way 13) touches nothing;
+#: A-D footway (way 14, walkable only).
+SYNTHETIC_NODES = {
+    1: (1.500, 42.500),
+    2: (1.501, 42.500),
+    3: (1.502, 42.500),
+    4: (1.501, 42.501),
+    5: (1.510, 42.510),
+    6: (1.511, 42.510),
+}
+SYNTHETIC_WAYS = {
+    10: ([1, 2, 3], {"highway": "residential"}),
+    11: ([2, 4], {"highway": "primary", "oneway": "yes"}),
+    12: ([3, 4], {"highway": "residential"}),
+    13: ([5, 6], {"highway": "residential"}),
+    14: ([1, 4], {"highway": "footway"}),
+}
+
+
+def write_synthetic_osm(path: Path) -> Path:
+    """Write the SYNTHETIC network above as .osm XML."""
+    lines = ['<?xml version="1.0" encoding="UTF-8"?>', '<osm version="0.6" generator="test">']
+    for nid, (lon, lat) in SYNTHETIC_NODES.items():
+        lines.append(f'  <node id="{nid}" version="1" lat="{lat}" lon="{lon}"/>')
+    for wid, (refs, tags) in SYNTHETIC_WAYS.items():
+        lines.append(f'  <way id="{wid}" version="1">')
+        lines += [f'    <nd ref="{r}"/>' for r in refs]
+        lines += [f'    <tag k="{k}" v="{v}"/>' for k, v in tags.items()]
+        lines.append("  </way>")
+    lines.append("</osm>")
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def network_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("network-cache")
+
+
+@pytest.fixture(scope="session")
+def andorra_drive(network_cache: Path):
+    from coverage.network import build_network
+
+    return build_network(ANDORRA_PBF, mode="drive", cache_dir=network_cache)
+
+
+@pytest.fixture(scope="session")
+def synthetic_osm(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_synthetic_osm(tmp_path_factory.mktemp("synthetic") / "synthetic.osm")
