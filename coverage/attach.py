@@ -9,7 +9,7 @@ point farther than ``max_snap_m`` from every road is reported unreachable with i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import geopandas as gpd
 import numpy as np
@@ -55,6 +55,19 @@ class Attachment:
 
     def __len__(self) -> int:
         return int(self.segment.shape[0])
+
+    def subset(self, mask: np.ndarray) -> Attachment:
+        """Return the attachment of the points where ``mask`` is True (a boolean array)."""
+        mask = np.asarray(mask, dtype=bool)
+        return replace(
+            self,
+            ids=self.ids[mask],
+            segment=self.segment[mask],
+            fraction=self.fraction[mask],
+            snap_m=self.snap_m[mask],
+            leg_s=self.leg_s[mask],
+            reachable=self.reachable[mask],
+        )
 
     def edge(self, network: RoadNetwork) -> np.ndarray:
         """Directed edge index of each point's segment (its forward edge, else backward; -1)."""

@@ -102,7 +102,6 @@ def audit_job(
     """
     from coverage.outputs import write_outputs
     from coverage.pipeline import run_scenario
-
     from coverage.scenario import load_scenario_with_overrides
 
     try:

@@ -150,10 +150,12 @@ def _print_summary(result, folder: Path, steps: Steps) -> None:
     if steps.verbosity == 0:
         return
     for row in result.summary.itertuples():
-        share = f"{row.share:.1%}" if row.share == row.share else "-"
+        value = row.region_value
+        share = str(row.value_unit).startswith("share") and value == value
+        shown = f"{value:.1%}" if share else f"{value:.4g}"
         click.echo(
-            f"{row.rule_id:<12} {row.status:<15} units {row.units_passing}/{row.units_total}"
-            f"  population covered {share}"
+            f"{row.rule_id:<10} {row.region_status:<15} units passing "
+            f"{row.units_pass}/{row.units_checked}  region: {shown} {row.value_unit}"
         )
     click.echo(f"Outputs written to {folder}")
 

@@ -52,9 +52,6 @@ OPTIONAL_TEXT = ("grade", "osm_id")
 
 _URBAN = {"urban", "城镇", "城市", "城区", "镇区", "1"}
 _RURAL = {"rural", "乡村", "农村", "2"}
-_FACILITY_COLUMNS = ("facility_id", "name", "type", "source")
-_UNIT_COLUMNS = ("unit_id", "name", "level", "parent_id", "population", "urban_rural")
-_PLACE_COLUMNS = ("place_id", "unit_id", "population", "urban_rural", "ur_source")
 
 
 # ----------------------------------------------------------------------------------- values
@@ -458,9 +455,10 @@ def load_population(
     Returns
     -------
     GeoDataFrame
-        ``place_id``, ``unit_id`` (None outside every unit), ``population`` (float >= 0),
-        ``urban_rural`` and ``ur_source`` (``"column"`` where the input said, else None: the
-        classification step fills them), Points in EPSG:4326.
+        ``place_id``, ``unit_id`` (from ``units`` when given, else the file's ``unit_id``
+        column, else None; None outside every unit), ``population`` (float >= 0),
+        ``urban_rural`` and ``ur_source`` (the file's ``ur_source``, or ``"column"`` where
+        the input said, else None: the classification step fills them), Points in EPSG:4326.
 
     Raises
     ------
@@ -549,10 +547,18 @@ def _population_from_points(path: str | Path, *, population_column: str | None,
     ur = _urban_rural_column(gdf, urban_rural_column, src, problems)
     if problems:
         raise InputError(problems, source=src.name)
+    # a unit_id / ur_source the file already carries is kept (the units layer, when given,
+    # re-decides unit_id from the geometry)
+    unit_ids = (_as_text(gdf["unit_id"]).astype(object) if "unit_id" in gdf.columns
+                else pd.Series([None] * len(gdf), index=gdf.index, dtype=object))
+    ur_source = pd.Series(np.where(ur.notna(), "column", None), index=gdf.index, dtype=object)
+    if "ur_source" in gdf.columns and urban_rural_column is not None:
+        ur_source = _as_text(gdf["ur_source"]).astype(object).where(ur.notna(), None).fillna(
+            ur_source)
     canonical: dict[str, pd.Series | list[object]] = {
-        "place_id": ids.astype(str), "unit_id": [None] * len(gdf),
+        "place_id": ids.astype(str), "unit_id": unit_ids.where(unit_ids.notna(), None),
         "population": population.astype(float), "urban_rural": ur,
-        "ur_source": np.where(ur.notna(), "column", None).tolist(),
+        "ur_source": ur_source.where(ur_source.notna(), None),
     }
     used = [c for c in (pop_col, id_col, urban_rural_column) if c]
     return _finish(gdf, canonical, used)

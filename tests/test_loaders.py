@@ -400,3 +400,35 @@ def test_geotiff_in_lon_lat(tmp_path):
     assert places["population"].tolist() == [1.0, 2.0, 4.5]
     assert places.geometry.x.round(9).tolist() == [9.505, 9.515, 9.515]
     assert places.geometry.y.round(9).tolist() == [47.195, 47.195, 47.185]
+
+
+@pytest.mark.parametrize(("country", "total"), [("andorra", 85015), ("liechtenstein", 37370)])
+def test_shipped_population_places(country, total, ad_units, li_units):
+    path = DATA / "population" / f"{country}_places.geojson"
+    raw = gpd.read_file(path)
+    places = load_population(path, kind="points", id_column="place_id",
+                             urban_rural_column="urban_rural")
+    assert places["population"].sum() == pytest.approx(total, abs=0.01)
+    assert places["place_id"].tolist() == raw["place_id"].tolist()
+    assert places["unit_id"].tolist() == raw["unit_id"].tolist()  # the file's own column
+    assert places["ur_source"].tolist() == raw["ur_source"].tolist()
+    # with the units layer, unit_id is re-decided from the geometry and agrees everywhere
+    units = ad_units if country == "andorra" else li_units
+    placed = load_population(path, kind="points", units=units, id_column="place_id")
+    assert placed["unit_id"].tolist() == raw["unit_id"].tolist()
+    assert placed["urban_rural"].isna().all()  # not asked for: left to the classifier
+
+
+def test_gcj02_geojson_export_from_a_web_map(tmp_path):
+    # GeoJSON cannot declare GCJ-02: the crs option says the lon/lat are web-map coordinates
+    gdf = gpd.GeoDataFrame({"id": [n for n, _, _ in REAL_GCJ], "type": "clinic"},
+                           geometry=gpd.points_from_xy([g[0] for _, _, g in REAL_GCJ],
+                                                       [g[1] for _, _, g in REAL_GCJ]),
+                           crs="EPSG:4326")
+    path = tmp_path / "amap.geojson"
+    gdf.to_file(path, driver="GeoJSON")
+    fac = load_facilities(path, crs="GCJ-02")
+    err = haversine_m(fac.geometry.x.to_numpy(), fac.geometry.y.to_numpy(),
+                      np.array([w[0] for _, w, _ in REAL_GCJ]),
+                      np.array([w[1] for _, w, _ in REAL_GCJ]))
+    assert err.max() < 0.05

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import pickle
 import re
@@ -604,3 +605,53 @@ def test_map_scripts_are_valid_javascript(written: dict[str, Path], tmp_path: Pa
         proc = subprocess.run(["node", "--check", str(path)], capture_output=True, text=True,
                               timeout=60, check=False)
         assert proc.returncode == 0, proc.stderr
+
+
+def test_audit_column_names_are_understood(result: RunResult, tmp_path: Path) -> None:
+    """Tables named as coverage.audit names them (title, region_status, limit, ...) work too."""
+    from coverage.outputs.report import render_report
+    from coverage.outputs.webmap import place_shortfalls
+
+    summary = result.summary.rename(columns={
+        "rule_name": "title", "status": "region_status", "units_passing": "units_pass"})
+    summary["units_fail"] = result.summary["units_total"] - result.summary["units_passing"]
+    summary = summary.drop(columns=["units_total", "share"])
+    evidence = result.evidence.rename(columns={"minutes": "value", "threshold": "limit"})
+    evidence["covered"] = False
+    covered_row = evidence.iloc[[0]].assign(covered=True, place_id="covered-place")
+    audit_like = RunResult(**{
+        **result.__dict__,
+        "unit_results": result.unit_results.rename(columns={"rule_name": "title"}),
+        "summary": summary,
+        "evidence": pd.concat([evidence, covered_row], ignore_index=True),
+    })
+    expected = place_shortfalls(result)
+    got = place_shortfalls(audit_like)
+    assert list(got.index) == list(expected.index)
+    np.testing.assert_allclose(got["shortfall"], expected["shortfall"])
+    # Independently: worst (minutes - limit) per uncovered place.
+    by_hand = (result.evidence["minutes"] - result.evidence["threshold"]).groupby(
+        result.evidence["place_id"]).max()
+    np.testing.assert_allclose(got.loc[by_hand.index, "shortfall"], by_hand)
+    page = render_report(audit_like)
+    for row in result.summary.itertuples():
+        assert row.rule_name in page
+        assert f"{row.units_passing} / {row.units_total}" in page
+        assert f"{100 * row.share:.1f}%" in page
+    written = write_outputs(audit_like, tmp_path / "out", formats=["units.csv"])
+    table = pd.read_csv(written["units.csv"])
+    assert set(table["rule_name"]) == {name for name, *_ in RULES.values()}
+
+
+def test_unreachable_place_is_empty_not_inf(result: RunResult, tmp_path: Path) -> None:
+    places = result.places.copy()
+    places.loc[0, "minutes_walk"] = np.inf
+    places.loc[0, "nearest_walk"] = None
+    run = RunResult(**{**result.__dict__, "places": places})
+    written = write_outputs(run, tmp_path / "out", formats=["places.csv", "results.gpkg"])
+    table = pd.read_csv(written["places.csv"])
+    assert math.isnan(table.loc[0, "minutes_walk"]) and pd.isna(table.loc[0, "nearest_walk"])
+    assert table["minutes_walk"].notna().sum() == len(places) - 1
+    layer = gpd.read_file(written["results.gpkg"], layer="places")
+    first = layer[layer["place_id"] == places.loc[0, "place_id"]].iloc[0]
+    assert pd.isna(first["minutes_walk"])  # NULL in the GeoPackage = unreachable

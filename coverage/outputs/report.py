@@ -17,8 +17,10 @@ from typing import Any
 
 import pandas as pd
 
+from coverage.labels import COLUMN_LABELS
 from coverage.outputs.labels_zh import check_language, column_label, status_label, text
 from coverage.outputs.manifest import manifest_json, script_safe_json
+from coverage.outputs.tables import normalise_summary, normalise_unit_results
 from coverage.results import RunResult
 
 __all__ = ["render_report", "write_report"]
@@ -59,7 +61,15 @@ def _share(value: Any) -> str:
     return "" if math.isnan(number) else f"{100 * number:.1f}%"
 
 
+def _head(key: str, lang: str) -> str:
+    """Heading of a column: the export's Chinese heading, or a readable English one."""
+    if lang == "zh":
+        return column_label(key, lang)
+    return COLUMN_LABELS.get(key, ("", key.replace("_", " ")))[1]
+
+
 def _summary_rows(summary: pd.DataFrame, lang: str) -> str:
+    summary = normalise_summary(summary)
     rows = []
     for row in summary.itertuples(index=False):
         status = str(getattr(row, "status", ""))
@@ -76,11 +86,9 @@ def _summary_rows(summary: pd.DataFrame, lang: str) -> str:
             "</tr>"
         )
     heads = [
-        column_label("rule_id", lang), column_label("rule_name", lang),
-        column_label("status", lang),
-        f"{column_label('units_passing', lang)} / {column_label('units_total', lang)}",
-        column_label("population", lang), column_label("covered_population", lang),
-        column_label("share", lang),
+        _head("rule_id", lang), _head("rule_name", lang), _head("status", lang),
+        f"{_head('units_passing', lang)} / {_head('units_total', lang)}",
+        _head("population", lang), _head("covered_population", lang), _head("share", lang),
     ]
     head = "".join(f"<th>{_e(h)}</th>" for h in heads)
     return f'<table id="summary"><tr>{head}</tr>{"".join(rows)}</table>'
@@ -89,12 +97,12 @@ def _summary_rows(summary: pd.DataFrame, lang: str) -> str:
 def _failing_rows(unit_results: pd.DataFrame, lang: str) -> str:
     if unit_results.empty or "status" not in unit_results:
         return f"<p>{_e(text('none', lang))}</p>"
-    failing = unit_results[unit_results["status"] == "fail"]
+    failing = normalise_unit_results(unit_results[unit_results["status"] == "fail"])
     if failing.empty:
         return f"<p>{_e(text('none', lang))}</p>"
     heads = ["unit_id", "unit_name", "rule_name", "value", "threshold", "population",
              "covered_population"]
-    head = "".join(f"<th>{_e(column_label(h, lang))}</th>" for h in heads)
+    head = "".join(f"<th>{_e(_head(h, lang))}</th>" for h in heads)
     rows = []
     for row in failing.itertuples(index=False):
         rows.append(

@@ -2,9 +2,9 @@
 
 Column headings and status words are Chinese when the language is ``zh`` (see
 :mod:`coverage.outputs.labels_zh`); in English the headings are the column keys and the
-status keeps its machine-readable values ``pass`` / ``fail`` / ``not_applicable``. Text cells that a spreadsheet would run as a formula
-(starting with ``=``, ``+``, ``-``, ``@``) are neutralised: prefixed with ``'`` in CSV and
-stored as plain strings in XLSX.
+status keeps its machine-readable values ``pass`` / ``fail`` / ``not_applicable``.
+Text cells that a spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``,
+``@``) are neutralised: prefixed with ``'`` in CSV and stored as plain strings in XLSX.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ from coverage.outputs.manifest import to_jsonable
 from coverage.results import RunResult
 
 __all__ = [
+    "normalise_summary",
+    "normalise_unit_results",
     "place_modes",
     "places_table",
     "summary_table",
@@ -99,25 +101,58 @@ def _localise(frame: pd.DataFrame, language: str, *, extra: Mapping[str, str] | 
     return out.rename(columns=names)
 
 
+def normalise_unit_results(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return ``unit_results`` with ``rule_name`` (the audit calls it ``title``) and ``share``."""
+    out = frame.copy()
+    if "rule_name" not in out.columns:
+        out["rule_name"] = out["title"] if "title" in out.columns else out.get("rule_id")
+    if "share" not in out.columns:
+        out["share"] = (
+            _share(out["covered_population"], out["population"])
+            if {"covered_population", "population"} <= set(out.columns)
+            else np.nan
+        )
+    return out
+
+
+def normalise_summary(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return the summary in the RunResult columns, filling them from the audit's names.
+
+    ``rule_name`` <- ``title``, ``status`` <- ``region_status``, ``units_passing`` <-
+    ``units_pass``, ``units_total`` <- ``units_pass + units_fail`` (else ``units_checked``),
+    ``share`` <- ``covered_population / population``.
+    """
+    out = frame.copy()
+    fallbacks = {"rule_name": "title", "status": "region_status", "units_passing": "units_pass"}
+    for column, source in fallbacks.items():
+        if column not in out.columns and source in out.columns:
+            out[column] = out[source]
+    if "units_total" not in out.columns:
+        if {"units_pass", "units_fail"} <= set(out.columns):
+            out["units_total"] = out["units_pass"] + out["units_fail"]
+        elif "units_checked" in out.columns:
+            out["units_total"] = out["units_checked"]
+    if "share" not in out.columns and {"covered_population", "population"} <= set(out.columns):
+        out["share"] = _share(out["covered_population"], out["population"])
+    return out
+
+
 def unit_table(result: RunResult, *, language: str | None = None) -> pd.DataFrame:
     """One row per unit and rule, with headings in ``language`` (default: the run's).
 
     Columns (English keys): unit_id, unit_name, level, rule_id, rule_name, status, value,
     threshold, margin, population, covered_population, share (covered / population,
-    4 decimals, empty when the population is 0 or unknown), evidence.
+    4 decimals, empty when the population is 0 or unknown), evidence, then any further
+    columns of the audit (value_unit, facility_count, needed, criterion, ...).
     """
     lang = check_language(language or result.language)
-    frame = result.unit_results.copy()
-    if "share" not in frame.columns:
-        frame["share"] = (
-            _share(frame["covered_population"], frame["population"])
-            if {"covered_population", "population"} <= set(frame.columns)
-            else np.nan
-        )
+    frame = normalise_unit_results(result.unit_results)
     for column in UNIT_COLUMNS:
         if column not in frame.columns:
             frame[column] = None
-    frame = frame[list(UNIT_COLUMNS)].copy()
+    extra = [c for c in frame.columns
+             if c not in UNIT_COLUMNS and c not in ("title", "geometry")]
+    frame = frame[[*UNIT_COLUMNS, *extra]].copy()
     frame["evidence"] = frame["evidence"].map(_cell_text)
     for column in ("value", "threshold", "margin"):
         frame[column] = _finite_or_nan(frame[column])
@@ -127,7 +162,7 @@ def unit_table(result: RunResult, *, language: str | None = None) -> pd.DataFram
 def summary_table(result: RunResult, *, language: str | None = None) -> pd.DataFrame:
     """One row per rule across the region, with headings in ``language``."""
     lang = check_language(language or result.language)
-    frame = result.summary.copy()
+    frame = normalise_summary(result.summary)
     for column in SUMMARY_COLUMNS:
         if column not in frame.columns:
             frame[column] = None

@@ -49,6 +49,7 @@ from coverage.outputs.labels_zh import (
     text,
 )
 from coverage.outputs.manifest import script_safe_json
+from coverage.outputs.tables import normalise_unit_results
 from coverage.results import RunResult
 
 __all__ = [
@@ -306,13 +307,12 @@ def _title_html(result: RunResult) -> str:
 def _unit_layer(result: RunResult, lang: str) -> folium.GeoJson:
     units = result.units
     compliance = compliance_by_unit(result.unit_results)
-    ur = result.unit_results
+    ur = normalise_unit_results(result.unit_results)
     rules_html: dict[str, str] = {}
     if not ur.empty:
         for unit_id, group in ur.groupby("unit_id", sort=False):
             lines = [
-                f"{_e(getattr(row, 'rule_name', None) or getattr(row, 'title', None) or row.rule_id)}"
-                f": {_e(status_label(str(row.status), lang))}"
+                f"{_e(row.rule_name)}: {_e(status_label(str(row.status), lang))}"
                 f" ({_fmt(getattr(row, 'value', None), 2)} / {_fmt(getattr(row, 'threshold', None), 2)})"  # noqa: E501
                 for row in group.itertuples(index=False)
             ]

@@ -166,7 +166,8 @@ class _CoverageRule(_Rule):
         """Return the threshold: one number, or a number per urban/rural class."""
         raise NotImplementedError
 
-    def _limit_per_place(self, places: pd.DataFrame) -> pd.Series:
+    def limit_per_place(self, places: pd.DataFrame) -> pd.Series:
+        """Return each place's threshold (NaN where the rule does not apply to its class)."""
         limit = self.limits()
         if isinstance(limit, Mapping):
             return places["urban_rural"].map(lambda c: limit.get(c, np.nan)).astype(float)
@@ -191,7 +192,7 @@ class _CoverageRule(_Rule):
                 "unit_id": places["unit_id"].to_numpy(),
                 "population": places["population"].to_numpy(),
                 "urban_rural": places["urban_rural"].to_numpy(),
-                "limit": self._limit_per_place(places).to_numpy(),
+                "limit": self.limit_per_place(places).to_numpy(),
                 "value": near["value"].to_numpy(),
                 "value_unit": self.value_unit,
                 "facility_id": near["facility_id"].to_numpy(),

@@ -1,0 +1,423 @@
+"""One scenario end to end: inputs -> road networks -> travel times -> audit -> result.
+
+The CLI, the batch runner, the notebook and the app all call these functions; none of them
+holds logic of its own.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+from shapely.geometry.base import BaseGeometry
+
+from coverage.attach import Attachment, attach
+from coverage.errors import CoverageError, InputWarning, Problem
+from coverage.facility_types import FACILITY_GROUPS
+from coverage.modes import Mode, parse_modes
+from coverage.network import RoadNetwork, build_network, network_from_place
+from coverage.progress import Steps
+from coverage.results import RunResult
+from coverage.routing import nearest
+from coverage.scenario import Scenario
+from coverage.standards import parse_standards
+from coverage.standards.rules import DistanceRule, Rule, TravelTimeRule
+
+__all__ = [
+    "Inputs",
+    "RoadAccess",
+    "isochrones_for_scenario",
+    "load_inputs",
+    "rules_for_scenario",
+    "run_scenario",
+]
+
+#: Facility types whose nearest member is reported per place and mode in ``places.csv``.
+PLACE_SUMMARY_TYPES = FACILITY_GROUPS["medical_institutions"]
+DEFAULT_ISOCHRONE_MINUTES = (15.0, 30.0)
+
+
+@dataclass
+class Inputs:
+    """The checked input layers of a scenario.
+
+    Attributes
+    ----------
+    facilities, units, places
+        Canonical layers (docs/ARCHITECTURE.md), EPSG:4326.
+    files
+        Role -> input file, for the manifest.
+    notes
+        Repairs and warnings raised while loading (each also issued as an InputWarning).
+    """
+
+    facilities: gpd.GeoDataFrame
+    units: gpd.GeoDataFrame
+    places: gpd.GeoDataFrame
+    files: dict[str, Path] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def study_area(self) -> BaseGeometry:
+        """The union of the units: the area the road network is cut to (plus a buffer)."""
+        return self.units.geometry.union_all()
+
+
+def load_inputs(scenario: Scenario, *, steps: Steps | None = None) -> Inputs:
+    """Load and check the facilities, boundaries and population of a scenario.
+
+    Parameters
+    ----------
+    scenario
+        A checked scenario.
+    steps
+        Progress display.
+
+    Raises
+    ------
+    CoverageError
+        When an input cannot be used (the message says which file and how to fix it).
+    """
+    from coverage.loaders import (
+        check_facilities_within,
+        load_boundaries,
+        load_facilities,
+        load_population,
+    )
+    from coverage.urban_rural import classify_places
+
+    steps = steps or Steps(verbosity=0)
+    with steps.step("Loading inputs"), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", InputWarning)
+        fac = dict(scenario.facilities)
+        facilities = load_facilities(fac.pop("path"), **fac)
+        bnd = dict(scenario.boundaries)
+        units = load_boundaries(
+            bnd.pop("path"),
+            id_column=bnd.pop("id_column", "unit_id"),
+            name_column=bnd.pop("name_column", "name"),
+            level=bnd.pop("level", "unit"),
+            **bnd,
+        )
+        pop = dict(scenario.population)
+        density = pop.pop("urban_density_per_km2", None)
+        places = load_population(pop.pop("path", None), kind=pop.pop("kind"), units=units, **pop)
+        column = "urban_rural" if places["urban_rural"].notna().any() else None
+        places = classify_places(places, column=column, density_per_km2=density)
+        check_facilities_within(facilities, units)
+    notes = [str(w.message) for w in caught if issubclass(w.category, InputWarning)]
+    for note in notes:
+        steps.detail(note)
+        warnings.warn(note, InputWarning, stacklevel=2)
+    files = {
+        "facilities": Path(scenario.facilities["path"]),
+        "boundaries": Path(scenario.boundaries["path"]),
+    }
+    if scenario.population.get("path"):
+        files["population"] = Path(scenario.population["path"])
+    if not scenario.network_is_online:
+        files["network"] = Path(scenario.network["source"])
+    if scenario.network.get("dem"):
+        files["dem"] = Path(scenario.network["dem"])
+    steps.detail(
+        f"{len(facilities)} facilities, {len(units)} units, {len(places)} places, "
+        f"population {places['population'].sum():,.0f}"
+    )
+    return Inputs(facilities, units, places, files=files, notes=notes)
+
+
+def rules_for_scenario(scenario: Scenario) -> list[Rule]:
+    """Build the standards of a scenario (presets expanded)."""
+    modes = parse_modes(scenario.modes)
+    return parse_standards(scenario.standards, modes=list(modes))
+
+
+class RoadAccess:
+    """Nearest-facility travel times and distances on the road network of each mode.
+
+    Implements :class:`coverage.standards.access.Access`. Networks are built (or read from the
+    on-disk cache) the first time a mode is asked for; facilities and places are attached once
+    per mode; answers are cached per (facility types, mode, metric).
+
+    Parameters
+    ----------
+    scenario
+        The scenario (network source, buffer, DEM, mode overrides).
+    inputs
+        The loaded layers.
+    steps
+        Progress display.
+    """
+
+    def __init__(self, scenario: Scenario, inputs: Inputs, *, steps: Steps | None = None) -> None:
+        self.scenario = scenario
+        self.inputs = inputs
+        self.steps = steps or Steps(verbosity=0)
+        self.modes: dict[str, Mode] = parse_modes(scenario.modes)
+        self._networks: dict[str, RoadNetwork] = {}
+        self._attached: dict[tuple[str, str], Attachment] = {}
+        self._answers: dict[tuple[tuple[str, ...], str, str], pd.DataFrame] = {}
+
+    def mode(self, name: str) -> Mode:
+        """Return the mode called ``name``.
+
+        Raises
+        ------
+        CoverageError
+            Naming the known modes, if there is no such mode.
+        """
+        if name not in self.modes:
+            raise CoverageError(
+                f"unknown travel mode {name!r}; known modes: {', '.join(self.modes)}"
+            )
+        return self.modes[name]
+
+    def network(self, mode: str) -> RoadNetwork:
+        """Return the road network of a mode, building it on first use."""
+        if mode not in self._networks:
+            spec = self.scenario.network
+            with self.steps.step(f"Building the {mode} road network"):
+                if self.scenario.network_is_online:
+                    place = str(spec["source"]).removeprefix("online:").strip()
+                    net = network_from_place(
+                        place, mode=self.mode(mode), buffer_m=float(spec.get("buffer_m", 5000))
+                    )
+                else:
+                    net = build_network(
+                        spec["source"],
+                        mode=self.mode(mode),
+                        study_area=self.inputs.study_area,
+                        buffer_m=float(spec.get("buffer_m", 5000)),
+                        dem=spec.get("dem"),
+                        **({"cache_dir": spec["cache_dir"]} if "cache_dir" in spec else {}),
+                    )
+                self.steps.detail(net.report.summary())
+            self._networks[mode] = net
+        return self._networks[mode]
+
+    def attachment(self, mode: str, layer: str) -> Attachment:
+        """Return where the facilities (``layer="facilities"``) or places join a mode's roads."""
+        key = (mode, layer)
+        if key not in self._attached:
+            gdf = self.inputs.facilities if layer == "facilities" else self.inputs.places
+            max_snap = float(self.scenario.network.get("max_snap_m", 1000.0))
+            self._attached[key] = attach(self.network(mode), gdf, max_snap_m=max_snap)
+        return self._attached[key]
+
+    def nearest(
+        self, facility_types: tuple[str, ...], *, mode: str, metric: str
+    ) -> pd.DataFrame:
+        """Nearest facility of the given types for every place (see the Access protocol)."""
+        key = (tuple(facility_types), mode, metric)
+        if key in self._answers:
+            return self._answers[key]
+        places = self.inputs.places
+        facilities = self.inputs.facilities
+        net = self.network(mode)
+        src_all = self.attachment(mode, "facilities")
+        mask = facilities["type"].isin(facility_types).to_numpy() & src_all.reachable
+        out = pd.DataFrame(
+            {"value": np.full(len(places), np.inf), "facility_id": None},
+            index=pd.Index(places["place_id"].to_numpy(), name="place_id"),
+        )
+        if mask.any():
+            label = f"Travel {metric} by {mode} to {int(mask.sum())} facilities"
+            with self.steps.step(label):
+                result = nearest(
+                    net, src_all.subset(mask), self.attachment(mode, "places"), metric=metric
+                )
+            ids = facilities["facility_id"].to_numpy()[mask]
+            found = result.source >= 0
+            out["value"] = np.where(found, result.value, np.inf)
+            out["facility_id"] = np.where(found, ids[np.clip(result.source, 0, None)], None)
+        self._answers[key] = out
+        return out
+
+
+def _travel_rules(rules: Sequence[Rule]) -> list[TravelTimeRule | DistanceRule]:
+    return [r for r in rules if isinstance(r, (TravelTimeRule, DistanceRule))]
+
+
+def _place_minutes(
+    places: gpd.GeoDataFrame, access: RoadAccess, modes: list[str]
+) -> gpd.GeoDataFrame:
+    out = places.copy()
+    for mode in modes:
+        answer = access.nearest(PLACE_SUMMARY_TYPES, mode=mode, metric="time")
+        out[f"minutes_{mode}"] = answer["value"].to_numpy()
+        out[f"nearest_{mode}"] = answer["facility_id"].to_numpy()
+    return out
+
+
+def _isochrone_layer(
+    access: RoadAccess, rules: Sequence[Rule], minutes: Sequence[float]
+) -> gpd.GeoDataFrame:
+    from coverage.isochrones import isochrones
+
+    frames = []
+    seen: set[tuple[str, tuple[str, ...]]] = set()
+    for rule in rules:
+        if not isinstance(rule, TravelTimeRule):
+            continue
+        key = (rule.mode, tuple(rule.facility_types))
+        if key in seen:
+            continue
+        seen.add(key)
+        facilities = access.inputs.facilities
+        src = access.attachment(rule.mode, "facilities")
+        mask = facilities["type"].isin(rule.facility_types).to_numpy() & src.reachable
+        if not mask.any():
+            continue
+        with access.steps.step(f"Isochrones by {rule.mode} for {rule.id}"):
+            layer = isochrones(access.network(rule.mode), src.subset(mask), minutes=minutes)
+        layer.insert(0, "mode", rule.mode)
+        layer.insert(1, "facility_types", ",".join(rule.facility_types))
+        layer.insert(2, "rule_id", rule.id)
+        frames.append(layer)
+    if not frames:
+        return gpd.GeoDataFrame(
+            {"mode": [], "facility_types": [], "rule_id": [], "minutes": [], "area_km2": []},
+            geometry=[], crs="EPSG:4326",
+        )
+    return gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs="EPSG:4326")
+
+
+def isochrone_minutes(scenario: Scenario) -> list[float]:
+    """Return the isochrone minutes: ``outputs.isochrone_minutes``, else 15 and 30."""
+    return [float(m) for m in scenario.outputs.get("isochrone_minutes", DEFAULT_ISOCHRONE_MINUTES)]
+
+
+def isochrones_for_scenario(
+    scenario: Scenario,
+    *,
+    steps: Steps | None = None,
+    minutes: Sequence[float] | None = None,
+    modes: Sequence[str] | None = None,
+) -> gpd.GeoDataFrame:
+    """Isochrone polygons of the facilities each travel-time standard of the scenario uses.
+
+    Parameters
+    ----------
+    scenario
+        A checked scenario.
+    steps
+        Progress display.
+    minutes
+        Thresholds; default :func:`isochrone_minutes`.
+    modes
+        Only rules of these modes; default all.
+    """
+    inputs = load_inputs(scenario, steps=steps)
+    rules = [
+        r for r in rules_for_scenario(scenario) if not modes or getattr(r, "mode", None) in modes
+    ]
+    access = RoadAccess(scenario, inputs, steps=steps)
+    return _isochrone_layer(access, rules, minutes or isochrone_minutes(scenario))
+
+
+def run_scenario(
+    scenario: Scenario,
+    *,
+    steps: Steps | None = None,
+    new_sites: int = 0,
+    with_isochrones: bool = True,
+    inputs: Inputs | None = None,
+    access: RoadAccess | None = None,
+) -> RunResult:
+    """Run every standard of a scenario and gather the layers and tables of the result.
+
+    Parameters
+    ----------
+    scenario
+        A checked scenario.
+    steps
+        Progress display (also collects the step timings for the manifest).
+    new_sites
+        When positive, also propose this many new sites (maximal covering on the first
+        travel-time standard).
+    with_isochrones
+        Compute the isochrone polygons (display only; statistics never use them).
+    inputs, access
+        Already loaded inputs and road access to reuse (the app keeps them between runs).
+
+    Returns
+    -------
+    RunResult
+    """
+    from coverage.audit import run_audit
+    from coverage.outputs.manifest import build_manifest
+
+    steps = steps or Steps(verbosity=0)
+    started = time.perf_counter()
+    inputs = inputs or load_inputs(scenario, steps=steps)
+    rules = rules_for_scenario(scenario)
+    access = access or RoadAccess(scenario, inputs, steps=steps)
+    for rule in _travel_rules(rules):
+        access.mode(rule.mode)
+    with steps.step("Auditing standards"):
+        audit = run_audit(
+            rules, facilities=inputs.facilities, units=inputs.units, places=inputs.places,
+            access=access,
+        )
+    travel_modes = sorted({r.mode for r in _travel_rules(rules)}) or ["drive"]
+    places = _place_minutes(inputs.places, access, travel_modes)
+    iso = (
+        _isochrone_layer(access, rules, isochrone_minutes(scenario))
+        if with_isochrones
+        else _isochrone_layer(access, [], [])
+    )
+    proposals = None
+    if new_sites > 0:
+        from coverage.siting.session import SitingSession
+
+        session = SitingSession.from_access(access, rules, steps=steps)
+        proposals = session.propose(new_sites).sites
+    steps.timings["total"] = time.perf_counter() - started
+    manifest = build_manifest(
+        inputs=inputs.files,
+        parameters=_parameters(scenario, rules, new_sites),
+        timings=dict(steps.timings),
+    )
+    return RunResult(
+        name=scenario.name,
+        language=scenario.outputs.get("language", scenario.language),
+        facilities=inputs.facilities,
+        units=inputs.units,
+        places=places,
+        unit_results=audit.units,
+        summary=audit.summary,
+        evidence=audit.places,
+        isochrones=iso,
+        proposals=proposals,
+        manifest=manifest,
+    )
+
+
+def _parameters(scenario: Scenario, rules: Sequence[Rule], new_sites: int) -> dict[str, Any]:
+    return {
+        "scenario": str(scenario.path),
+        "name": scenario.name,
+        "network": {k: str(v) for k, v in scenario.network.items()},
+        "modes": scenario.modes,
+        "standards": [r.id for r in rules],
+        "new_sites": new_sites,
+        "isochrone_minutes": isochrone_minutes(scenario),
+    }
+
+
+def check_rules_have_facilities(rules: Sequence[Rule], inputs: Inputs) -> list[Problem]:
+    """List the travel rules for which the scenario has no facility of the needed types."""
+    present = set(inputs.facilities["type"])
+    return [
+        Problem(f"standards {r.id}", f"no facility of types {', '.join(r.facility_types)}")
+        for r in _travel_rules(rules)
+        if not present.intersection(r.facility_types)
+    ]
+
