@@ -5,12 +5,27 @@ record sits in the user's file (the spreadsheet row for CSV/Excel, header = row 
 number counted from 1 for vector files), so that later checks can name the offending rows even
 after rows were dropped. Problems are collected and raised together as one
 :class:`coverage.errors.InputError`; nothing here writes a file.
+
+Limits on untrusted files (uploads, files from many sources):
+
+- Size: every input file is checked against :data:`MAX_INPUT_BYTES` before it is read
+  (:func:`check_size`): 2 GiB for road networks (``.osm.pbf``/``.osm``/``.graphml``), 500 MiB
+  for the other inputs, 10 MiB for scenario files. Each limit can be changed with an environment
+  variable holding a number of bytes (:data:`SIZE_LIMIT_ENV`, e.g.
+  ``COVPLAN_MAX_INPUT_BYTES=2000000000``).
+- Zip files are never extracted: GDAL reads the dataset inside in place (``/vsizip/``). Before
+  that, :func:`inspect_zip` refuses archives whose member names are absolute or climb out of
+  the archive's folder with ``..`` (zip-slip), and archives that would unpack to more than the
+  size limit (zip bombs).
 """
 
 from __future__ import annotations
 
 import io
+import os
+import posixpath
 import warnings
+import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +53,20 @@ LAT_NAMES = ("lat", "latitude", "y", "纬度")
 #: How many row numbers a message lists before summarising the rest.
 MAX_LISTED = 20
 WGS84 = "EPSG:4326"
+#: Size limits in bytes per kind of input file (see :func:`check_size`).
+MAX_INPUT_BYTES: dict[str, int] = {
+    "network": 2 * 1024**3,
+    "input": 500 * 1024**2,
+    "scenario": 10 * 1024**2,
+}
+#: Environment variables overriding :data:`MAX_INPUT_BYTES` (a whole number of bytes).
+SIZE_LIMIT_ENV: dict[str, str] = {
+    "network": "COVPLAN_MAX_NETWORK_BYTES",
+    "input": "COVPLAN_MAX_INPUT_BYTES",
+    "scenario": "COVPLAN_MAX_SCENARIO_BYTES",
+}
+#: Suffixes of the datasets looked for inside a zip file.
+ZIP_DATASET_SUFFIXES = (".shp", ".gpkg", ".geojson", ".json", ".fgb", ".kml", ".gml")
 _SUPPORTED = (
     "CSV or Excel (.xlsx) with longitude/latitude columns, GeoJSON, GeoPackage (.gpkg), "
     "Shapefile (.shp) or zipped Shapefile (.zip)"
@@ -91,8 +120,15 @@ def list_numbers(values: Sequence[object]) -> str:
     return f"{shown} and {extra} more" if extra > 0 else shown
 
 
-def require_file(path: str | Path, *, role: str) -> Path:
-    """Return ``path`` as a Path, or raise a CoverageError saying the file is missing."""
+def require_file(path: str | Path, *, role: str, kind: str = "input") -> Path:
+    """Return ``path`` as a Path after checking it exists, is a file, and is within the limit.
+
+    Raises
+    ------
+    CoverageError
+        If the file is missing, a folder, empty (0 bytes) or larger than
+        :func:`size_limit` of ``kind``.
+    """
     p = Path(path)
     if not p.exists():
         raise CoverageError(
@@ -101,7 +137,139 @@ def require_file(path: str | Path, *, role: str) -> Path:
         )
     if p.is_dir():
         raise CoverageError(f"{role} path {p} is a folder; give the file inside it ({_SUPPORTED})")
+    if check_size(p, role=role, kind=kind) == 0:
+        raise CoverageError(f"{p.name}: the {role} file is empty (0 bytes); the upload or "
+                            "export was probably interrupted: save or copy it again")
     return p
+
+
+def size_limit(kind: str = "input") -> int:
+    """Return the size limit in bytes of a kind of input (``network``, ``input``, ``scenario``).
+
+    The environment variable of :data:`SIZE_LIMIT_ENV` overrides :data:`MAX_INPUT_BYTES`.
+
+    Raises
+    ------
+    CoverageError
+        If the environment variable is not a whole number of bytes above 0.
+    """
+    default = MAX_INPUT_BYTES[kind]
+    name = SIZE_LIMIT_ENV[kind]
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise CoverageError(f"environment variable {name}={text!r} is not a size limit; give a "
+                            f"whole number of bytes above 0 (default {default})")
+    return value
+
+
+def check_size(path: str | Path, *, role: str, kind: str = "input") -> int:
+    """Return the size of a file in bytes, or raise if it is over the limit of ``kind``.
+
+    Raises
+    ------
+    CoverageError
+        Naming the file, its size, the limit and the environment variable that raises it.
+    """
+    p = Path(path)
+    size = p.stat().st_size
+    limit = size_limit(kind)
+    if size > limit:
+        raise CoverageError(
+            f"{p.name}: the {role} file is {_mib(size)}, over the limit of {_mib(limit)}; "
+            f"cut it to the study area (for OSM: osmium extract), or raise the limit with the "
+            f"environment variable {SIZE_LIMIT_ENV[kind]} (bytes)")
+    return size
+
+
+def _mib(n: int) -> str:
+    return f"{n / 1024**2:,.1f} MiB" if n >= 1024**2 else f"{n:,} bytes"
+
+
+# ----------------------------------------------------------------------------------- zips
+def unsafe_member(name: str) -> bool:
+    """Return True for a zip member name that is absolute or climbs out with ``..``.
+
+    Backslashes count as separators and drive letters (``C:``) as absolute, since archives
+    made on Windows use them.
+    """
+    text = name.replace("\\", "/")
+    if text.startswith("/") or (len(text) > 1 and text[1] == ":") or "\0" in text:
+        return True
+    return ".." in text.split("/") or posixpath.isabs(posixpath.normpath(text))
+
+
+def inspect_zip(path: Path, *, role: str, kind: str = "input") -> list[zipfile.ZipInfo]:
+    """Check a zip file's members before anything reads them; return the file members.
+
+    Raises
+    ------
+    CoverageError
+        If it is not a readable zip, a member name is absolute or climbs out of the archive's
+        folder (zip-slip), or the members would unpack to more than :func:`size_limit`.
+    """
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise CoverageError(f"{path.name}: not a readable zip file ({exc}); zip the files "
+                            "again, or give the Shapefile/GeoPackage itself") from exc
+    unsafe = [i.filename for i in infos if unsafe_member(i.filename)]
+    if unsafe:
+        raise CoverageError(
+            f"{path.name}: refused, {len(unsafe)} member(s) of the zip would be written outside "
+            f"its folder ({list_numbers([repr(n) for n in unsafe])}); make the zip again "
+            "from the folder holding the files, without absolute paths or '..'")
+    total = sum(i.file_size for i in infos)
+    limit = size_limit(kind)
+    if total > limit:
+        raise CoverageError(
+            f"{path.name}: the {role} zip would unpack to {_mib(total)}, over the limit of "
+            f"{_mib(limit)}; cut the data to the study area, or raise the limit with the "
+            f"environment variable {SIZE_LIMIT_ENV[kind]} (bytes)")
+    return [i for i in infos if not i.is_dir()]
+
+
+def zip_dataset(path: Path, *, layer: str | None, role: str) -> tuple[str, str | None]:
+    """Return the GDAL path of the dataset inside a zip (read in place) and the layer to read.
+
+    One dataset (``.shp``, ``.gpkg``, ``.geojson``...) anywhere in the zip is read; with
+    several, ``layer`` names one by its file stem (several Shapefiles in one folder are read as
+    the layers of that folder, as GDAL does).
+
+    Raises
+    ------
+    CoverageError
+        As :func:`inspect_zip`, or when the zip holds no dataset, or several and ``layer``
+        does not pick one.
+    """
+    members = inspect_zip(path, role=role)
+    data = [m.filename for m in members
+            if m.filename.lower().endswith(ZIP_DATASET_SUFFIXES)
+            and not posixpath.basename(m.filename).startswith(("._", "."))]
+    root = f"/vsizip/{path.resolve().as_posix()}"
+    if not data:
+        names = list_numbers([m.filename for m in members])
+        raise CoverageError(f"{path.name}: no Shapefile (.shp), GeoPackage or GeoJSON inside the "
+                            f"zip (it holds {names or 'nothing'}); zip the .shp with its .shx, "
+                            ".dbf and .prj files")
+    if len(data) == 1:
+        return f"{root}/{data[0]}", layer
+    folders = {posixpath.dirname(n) for n in data}
+    if len(folders) == 1 and all(n.lower().endswith(".shp") for n in data):
+        folder = folders.pop()
+        return (f"{root}/{folder}" if folder else root), layer
+    if layer is not None:
+        picked = [n for n in data if posixpath.splitext(posixpath.basename(n))[0] == layer]
+        if len(picked) == 1:
+            return f"{root}/{picked[0]}", None
+    raise CoverageError(f"{path.name} holds {len(data)} datasets {data}; say which one to read "
+                        "with layer (its file name without suffix), or zip one dataset per file")
 
 
 # ----------------------------------------------------------------------------------- tables
@@ -194,7 +362,10 @@ def find_column(
 def numeric_column(
     df: pd.DataFrame, column: str, *, source: Source, what: str
 ) -> tuple[pd.Series, list[Problem]]:
-    """Parse a column as floats; return the values and a problem for non-numeric cells."""
+    """Parse a column as floats; return the values and problems for non-numeric or infinite cells.
+
+    Infinite values (``inf``, ``1e400``) are reported and returned as NaN.
+    """
     raw = df[column]
     values = pd.to_numeric(raw, errors="coerce").astype(float)
     text = raw.astype("string").str.strip()
@@ -206,6 +377,14 @@ def numeric_column(
         problems.append(Problem(source.where(rows, column),
                                 f"{what} is not a number: {samples}",
                                 "write plain numbers with a dot as decimal separator"))
+    infinite = np.isinf(values.to_numpy())
+    if infinite.any():
+        rows = df.loc[infinite, "_row"].tolist()
+        samples = list_numbers([repr(v) for v in raw[infinite].tolist()])
+        problems.append(Problem(source.where(rows, column),
+                                f"{what} is not a finite number: {samples}",
+                                "write an ordinary number (at most 1e308)"))
+        values = values.mask(pd.Series(infinite, index=values.index))
     return values, problems
 
 
@@ -315,10 +494,17 @@ def _check_range(x: np.ndarray, y: np.ndarray, rows: Sequence[int], source: Sour
 
 
 # ----------------------------------------------------------------------------------- vectors
-def read_vector(path: Path, *, layer: str | None, source: Source) -> gpd.GeoDataFrame:
-    """Read a vector file with pyogrio, insisting on a named layer when there are several."""
+def read_vector(path: Path, *, layer: str | None, source: Source,
+                role: str = "input") -> gpd.GeoDataFrame:
+    """Read a vector file with pyogrio, insisting on a named layer when there are several.
+
+    A ``.zip`` is checked with :func:`zip_dataset` and read in place, never extracted.
+    """
+    target: str | Path = path
+    if path.suffix.lower() == ".zip":
+        target, layer = zip_dataset(path, layer=layer, role=role)
     try:
-        layers = pyogrio.list_layers(path)
+        layers = pyogrio.list_layers(target)
     except Exception as exc:  # pyogrio.errors.DataSourceError and friends
         raise CoverageError(
             f"{path.name}: cannot read it as a vector file ({exc}); supported formats: "
@@ -332,7 +518,7 @@ def read_vector(path: Path, *, layer: str | None, source: Source) -> gpd.GeoData
         raise CoverageError(f"{path.name} holds {len(names)} layers {names}; "
                             "say which one to read with layer")
     try:
-        return gpd.read_file(path, layer=layer, engine="pyogrio")
+        return gpd.read_file(target, layer=layer, engine="pyogrio")
     except Exception as exc:
         raise CoverageError(f"{path.name}: cannot read layer {layer or names[0]!r} ({exc}); "
                             "open it in QGIS and export it again as GeoPackage") from exc
@@ -385,18 +571,31 @@ def vector_to_wgs84(gdf: gpd.GeoDataFrame, *, source: Source,
             return np.column_stack([x, y])
 
         out = out.set_geometry(shapely.transform(out.geometry.to_numpy(), _shift), crs=WGS84)
-    bounds = out.geometry.bounds.to_numpy(float)
-    present = ~np.isnan(bounds).any(axis=1)
-    bad = present & ((np.abs(bounds[:, [0, 2]]) > 180).any(axis=1)
-                     | (np.abs(bounds[:, [1, 3]]) > 90).any(axis=1))
-    if bad.any():
-        raise InputError([Problem(
-            source.where(out.loc[bad, "_row"].tolist()),
+    geoms = out.geometry.to_numpy()
+    coords, index = shapely.get_coordinates(geoms, return_index=True)
+    finite = np.isfinite(coords).all(axis=1)
+    nonfinite = np.zeros(len(out), bool)
+    nonfinite[index[~finite]] = True
+    outside = np.zeros(len(out), bool)
+    outside[index[finite & ((np.abs(coords[:, 0]) > 180) | (np.abs(coords[:, 1]) > 90))]] = True
+    outside &= ~nonfinite
+    problems = []
+    if nonfinite.any():
+        problems.append(Problem(
+            source.where(out.loc[nonfinite, "_row"].tolist()),
+            "coordinates that are not finite numbers (NaN or infinity, or too large to "
+            "convert to longitude/latitude)",
+            "fix or delete those features in QGIS"))
+    if outside.any():
+        first = shapely.bounds(geoms[outside][0])
+        problems.append(Problem(
+            source.where(out.loc[outside, "_row"].tolist()),
             f"coordinates outside the valid longitude/latitude range (bounds "
-            f"{bounds[bad][0].round(3).tolist()}) although the layer says "
+            f"{[float(f'{v:.6g}') for v in first]}) although the layer says "
             f"{gdf.crs.to_string()}",
-            "the file's coordinate system is wrong: set the right CRS (.prj) in QGIS")],
-            source=source.name)
+            "the file's coordinate system is wrong: set the right CRS (.prj) in QGIS"))
+    if problems:
+        raise InputError(problems, source=source.name)
     return out
 
 
@@ -467,7 +666,7 @@ def read_layer(path: str | Path, *, role: str, layer: str | None = None,
                            lon_column=lon_column, lat_column=lat_column)
     else:
         source = Source(p, "vector")
-        gdf = read_vector(p, layer=layer, source=source)
+        gdf = read_vector(p, layer=layer, source=source, role=role)
         _require_rows(gdf, source, role)
         check_columns([c for c in gdf.columns if c != gdf.geometry.name], columns or {}, source)
         gdf = gdf.reset_index(drop=True)

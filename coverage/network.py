@@ -884,6 +884,13 @@ def build_network(
             f"road network file {path} does not exist; give the path of an .osm.pbf extract "
             "(e.g. data/osm/andorra-2013-05-23.osm.pbf) or a .graphml file"
         )
+    from coverage._io import check_size
+
+    if check_size(path, role="road network", kind="network") == 0:
+        raise CoverageError(
+            f"road network file {path} is empty (0 bytes); the download or copy was probably "
+            "interrupted: fetch the .osm.pbf extract again"
+        )
     m = get_mode(mode)
     area = _study_polygon(study_area)
     cache_file = None
@@ -908,10 +915,18 @@ def build_network(
     if path.suffix.lower() == ".graphml":
         import osmnx as ox
 
+        fix = ("save the graph with osmnx.save_graphml (nodes with x/y longitude/latitude, "
+               "edges with highway), or give an .osm.pbf extract")
         try:
             graph = ox.load_graphml(path)
-        except Exception as exc:
-            raise CoverageError(f"cannot read GraphML file {path}: {exc}") from exc
+        except Exception as exc:  # XML, attribute-conversion and osmnx errors alike
+            raise CoverageError(f"cannot read GraphML file {path}: {exc}; {fix}") from exc
+        bad = [n for n, d in graph.nodes(data=True)
+               if not all(isinstance(d.get(k), (int, float)) for k in ("x", "y"))]
+        if bad or graph.number_of_edges() == 0:
+            what = (f"{len(bad)} node(s) lack numeric x/y coordinates (e.g. {bad[0]!r})"
+                    if bad else "it has no edges")
+            raise CoverageError(f"GraphML file {path} is not an osmnx road graph: {what}; {fix}")
         net = network_from_graph(
             graph, mode=m, study_area=area, buffer_m=buffer_m, source=str(path)
         )

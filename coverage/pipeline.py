@@ -366,6 +366,7 @@ def run_scenario(
             rules, facilities=inputs.facilities, units=inputs.units, places=inputs.places,
             access=access,
         )
+    unit_results = _with_rule_texts(audit.units, rules)
     travel_modes = sorted({r.mode for r in _travel_rules(rules)}) or ["drive"]
     places = _place_minutes(inputs.places, access, travel_modes)
     iso = (
@@ -391,13 +392,26 @@ def run_scenario(
         facilities=inputs.facilities,
         units=inputs.units,
         places=places,
-        unit_results=audit.units,
+        unit_results=unit_results,
         summary=audit.summary,
         evidence=audit.places,
         isochrones=iso,
         proposals=proposals,
         manifest=manifest,
     )
+
+
+def _with_rule_texts(table: pd.DataFrame, rules: Sequence[Rule]) -> pd.DataFrame:
+    """Add each rule's Chinese title, source document and verbatim quote to a results table."""
+    texts = pd.DataFrame(
+        {
+            "rule_id": [r.id for r in rules],
+            "title_zh": [r.title_zh or r.title for r in rules],
+            "source": [r.source for r in rules],
+            "quote": [r.quote for r in rules],
+        }
+    )
+    return table.merge(texts, on="rule_id", how="left")
 
 
 def _parameters(scenario: Scenario, rules: Sequence[Rule], new_sites: int) -> dict[str, Any]:

@@ -459,6 +459,9 @@ def load_scenario_table(path: str | Path) -> dict[str, Any]:
                      "check the path; scenarios ship in data/scenarios/")],
             source=str(path),
         )
+    from coverage._io import check_size
+
+    check_size(path, role="scenario", kind="scenario")
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as exc:

@@ -6,6 +6,7 @@ import threading
 from pathlib import Path
 
 import geopandas as gpd
+import pandas as pd
 import osmium
 import pytest
 import shapely
@@ -219,6 +220,30 @@ def test_fetch_andorra_la_vella_end_to_end(server, tmp_path):
     assert scenario.name == "Andorra la Vella"
     assert scenario.network["source"] == result.extract
     assert scenario.boundaries["path"].is_file() and scenario.facilities["path"].is_file()
+
+    # the written scenario runs an audit once township populations are filled in: here the
+    # official 2010 total of Andorra la Vella (23,505) spread over the cells by area
+    towns = gpd.read_file(scenario.boundaries["path"])
+    area = towns.to_crs(crs).area
+    towns["population"] = 23505 * area / area.sum()
+    towns.to_file(scenario.boundaries["path"], driver="GeoJSON")
+    from click.testing import CliRunner
+
+    from coverage.cli import main
+
+    audit_dir = tmp_path / "audit"
+    run = CliRunner().invoke(main, ["-q", "audit", str(result.scenario), "--out", str(audit_dir)])
+    assert run.exit_code in (0, 1), run.output
+    units = pd.read_csv(audit_dir / "units.csv")
+    assert set(units["rule_id"]) == {"BZ-12", "BZ-13", "SPB-01", "SPB-02"}
+    spb01 = units[units["rule_id"] == "SPB-01"]
+    assert len(spb01) == 3
+    assert spb01["population"].sum() == pytest.approx(23505, abs=0.01)
+    # no urban/rural class from NBS for a non-Chinese district: every place defaults to rural,
+    # so the urban 15-minute circle applies to nobody and the rural 30-minute one to everyone
+    assert units.loc[units["rule_id"] == "BZ-12", "population"].fillna(0).sum() == 0
+    assert units.loc[units["rule_id"] == "BZ-13", "population"].sum() == pytest.approx(23505)
+    assert (audit_dir / "map.html").read_text(encoding="utf-8").count("OpenStreetMap") > 0
 
     # running again reuses the download and asks the server nothing more
     n_requests = len(server.requests)

@@ -765,6 +765,15 @@ source = "district.osm.pbf"
 buffer_m = {float(buffer_m)}
 max_snap_m = 1000
 
+# The emergency circle (BZ-12 urban 15 min / BZ-13 rural 30 min) and 15 minutes / 5 km to
+# care (SPB-01, SPB-02); add the presets of your own plan (`covplan presets`).
+[[standards]]
+preset = "bazhong"
+only = ["BZ-12", "BZ-13"]
+
+[[standards]]
+preset = "shapingba"
+
 [outputs]
 language = {json.dumps(language)}
 isochrone_minutes = [15, 30]

@@ -42,6 +42,8 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "covered_population": ("覆盖人口", "covered_population"),
     "share": ("覆盖率", "share"),
     "evidence": ("依据", "evidence"),
+    "quote": ("规划原文", "plan wording (quote)"),
+    "source": ("来源文件", "source document"),
     "units_passing": ("达标单元数", "units_passing"),
     "units_total": ("单元总数", "units_total"),
     "place_id": ("居民点编码", "place_id"),

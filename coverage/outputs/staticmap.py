@@ -274,10 +274,13 @@ def write_static_map(
         ax.apply_aspect()
         box = ax.get_position()  # the map's real extent once the equal aspect is applied
         fig.suptitle(title, x=(box.x0 + box.x1) / 2, y=0.97, fontproperties=font, fontsize=15)
+        legend_font = (
+            font_manager.FontProperties(fname=font.get_file(), size=10) if font is not None
+            else None
+        )
         fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(box.x1 + 0.02, box.y1),
-                   fontsize=10, frameon=False, title=text("legend", lang),
-                   prop=font_manager.FontProperties(fname=font.get_file(), size=10)
-                   if font is not None else None)
+                   fontsize=10, frameon=False, title=text("legend", lang), prop=legend_font,
+                   title_fontproperties=legend_font)
         _draw_north_arrow(ax, text("north", lang), font)
         _draw_scale_bar(ax, font)
         ax.text(0.995, 0.005, ATTRIBUTION, transform=ax.transAxes, ha="right", va="bottom",

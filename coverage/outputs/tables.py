@@ -147,11 +147,14 @@ def unit_table(result: RunResult, *, language: str | None = None) -> pd.DataFram
     """
     lang = check_language(language or result.language)
     frame = normalise_unit_results(result.unit_results)
+    if lang == "zh" and "title_zh" in frame.columns:
+        zh_title = frame["title_zh"].where(frame["title_zh"].fillna("") != "", frame["rule_name"])
+        frame["rule_name"] = zh_title
     for column in UNIT_COLUMNS:
         if column not in frame.columns:
             frame[column] = None
     extra = [c for c in frame.columns
-             if c not in UNIT_COLUMNS and c not in ("title", "geometry")]
+             if c not in UNIT_COLUMNS and c not in ("title", "title_zh", "geometry")]
     frame = frame[[*UNIT_COLUMNS, *extra]].copy()
     frame["evidence"] = frame["evidence"].map(_cell_text)
     for column in ("value", "threshold", "margin"):

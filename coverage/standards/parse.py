@@ -39,7 +39,7 @@ from coverage.standards.rules import (
 
 __all__ = ["COMMON_KEYS", "KIND_KEYS", "parse_standards"]
 
-#: Keys every rule table may have. ``params``, ``note``, ``title_zh`` and ``target_year`` are
+#: Keys every rule table may have. ``params``, ``note`` and ``target_year`` are
 #: documentation only (presets use them to explain open values).
 COMMON_KEYS: tuple[str, ...] = (
     "rule", "id", "level", "title", "title_zh", "source", "quote", "params", "note",
@@ -212,6 +212,7 @@ def _parse_rule(
     common: dict[str, Any] = {
         "id": c.text("id", default=path),
         "title": c.text("title", default=""),
+        "title_zh": c.text("title_zh", default=""),
         "source": c.text("source", default=""),
         "quote": c.text("quote", default=""),
     }

@@ -66,8 +66,8 @@ class _Rule:
         Unit level the rule is checked at: a level name in the units, or ``"county"`` /
         ``"township"`` / ``"village"`` (matched as described in
         :data:`coverage.standards.layers.ABSTRACT_LEVELS`); None = every level.
-    title
-        Short description.
+    title, title_zh
+        Short description, in English and in Chinese (the plan's own wording where it has one).
     source, quote
         Seed document and verbatim Chinese quote the rule comes from (presets fill them).
     """
@@ -76,6 +76,7 @@ class _Rule:
     id: str
     level: str | None = None
     title: str = ""
+    title_zh: str = ""
     source: str = ""
     quote: str = ""
 
