@@ -244,6 +244,29 @@ class SitingSession:
         """Return the change if a station opened at (lon, lat), against the existing facilities."""
         return self.whatif.add(self.point_row(lon, lat))
 
+    def apply_points(
+        self, points: Sequence[tuple[float, float]], *, closed: Sequence[str] = ()
+    ) -> WhatIfResult:
+        """Return the change if stations opened at every (lon, lat) and ``closed`` closed.
+
+        Parameters
+        ----------
+        points
+            (lon, lat) of the new stations, WGS-84.
+        closed
+            Ids of existing facilities of the standard's types to close; ids of facilities
+            the standard does not use are ignored (closing them changes nothing here).
+
+        Raises
+        ------
+        CoverageError
+            When a point is too far from the roads.
+        """
+        ids = list(self.site_points["site_id"][: self.n_existing])
+        rows = [self.point_row(lon, lat) for lon, lat in points]
+        close = [ids.index(f) for f in dict.fromkeys(closed) if f in ids]
+        return self.whatif.apply(add=rows, close=close)
+
     def point_row(self, lon: float, lat: float) -> sp.csr_matrix:
         """Travel-time row (1 x n_places, minutes within the cutoff) of a point site."""
         net = self.access.network(self.rule.mode)
