@@ -1,4 +1,4 @@
-"""Streamlit app for planners: a thin page over the ``coverage`` package (run: streamlit run app.py)."""
+"""Streamlit app for planners, a thin page over the package: ``streamlit run app.py``."""
 
 from __future__ import annotations
 

@@ -6,8 +6,8 @@ import threading
 from pathlib import Path
 
 import geopandas as gpd
-import pandas as pd
 import osmium
+import pandas as pd
 import pytest
 import shapely
 import shapely.wkb

@@ -64,7 +64,7 @@ isochrone_minutes = [15, -30]
     where = {p.where: p for p in info.value.problems}
     assert "scenario.language" in where and "'fr'" in where["scenario.language"].what
     assert "inputs.facilities.colour" in where
-    assert "inputs.boundaries.path" in where and "missing.geojson" in where["inputs.boundaries.path"].what
+    assert "missing.geojson" in where["inputs.boundaries.path"].what
     assert "inputs.population.kind" in where and "'people'" in where["inputs.population.kind"].what
     assert "inputs.network.source" in where and "not found" in where["inputs.network.source"].what
     assert where["inputs.network.buffer_m"].what == "must be a non-negative number, got -5"
