@@ -165,6 +165,25 @@ class RoadAccess:
         self._attached: dict[tuple[str, str], Attachment] = {}
         self._answers: dict[tuple[tuple[str, ...], str, str], pd.DataFrame] = {}
 
+    def with_facilities(self, facilities: gpd.GeoDataFrame) -> RoadAccess:
+        """Return an access for another facility layer, sharing networks and place attachments.
+
+        Used by what-if questions: the road networks and the places' attachments are reused
+        (never changed); only the facilities are attached again.
+        """
+        other = RoadAccess.__new__(RoadAccess)
+        other.scenario = self.scenario
+        other.inputs = Inputs(
+            facilities, self.inputs.units, self.inputs.places, files=self.inputs.files,
+            notes=self.inputs.notes,
+        )
+        other.steps = Steps(verbosity=0)
+        other.modes = self.modes
+        other._networks = self._networks
+        other._attached = {k: v for k, v in self._attached.items() if k[1] == "places"}
+        other._answers = {}
+        return other
+
     def mode(self, name: str) -> Mode:
         """Return the mode called ``name``.
 
