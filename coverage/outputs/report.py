@@ -8,7 +8,6 @@ script and no external resource.
 
 from __future__ import annotations
 
-import html
 import math
 import os
 from collections.abc import Mapping
@@ -18,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from coverage.labels import COLUMN_LABELS
+from coverage.outputs.html_text import escape, number
 from coverage.outputs.labels_zh import check_language, column_label, status_label, text
 from coverage.outputs.manifest import manifest_json, script_safe_json
 from coverage.outputs.tables import normalise_summary, normalise_unit_results
@@ -35,22 +35,8 @@ pre{background:#f6f6f6;padding:0.8em;overflow:auto;font-size:12px}
 """
 
 
-def _e(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    return html.escape(str(value), quote=True)
-
-
-def _num(value: Any, digits: int = 0) -> str:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return _e(value)
-    if math.isnan(number):
-        return ""
-    if math.isinf(number):
-        return "∞"
-    return f"{number:,.{digits}f}"
+_e = escape
+_num = number
 
 
 def _share(value: Any) -> str:

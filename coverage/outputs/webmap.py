@@ -24,7 +24,6 @@ classes, which paste text into JavaScript template literals, are deliberately no
 
 from __future__ import annotations
 
-import html
 import math
 import os
 import warnings
@@ -41,6 +40,7 @@ import pandas as pd
 from branca.element import Element
 
 from coverage.facility_types import FACILITY_TYPES
+from coverage.outputs.html_text import escape, number
 from coverage.outputs.labels_zh import (
     check_language,
     column_label,
@@ -86,25 +86,11 @@ PROPOSAL_COLOUR = "#7b3294"
 COVERED_COLOUR = "#636363"
 
 
-def _e(value: Any) -> str:
-    """HTML-escape any value as text (None becomes an empty string)."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    return html.escape(str(value), quote=True)
+_e = escape
 
 
 def _fmt(value: Any, digits: int = 1) -> str:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return _e(value)
-    if math.isnan(number):
-        return ""
-    if math.isinf(number):
-        return "∞"
-    if number.is_integer() and digits <= 1:
-        return f"{int(number):,}"
-    return f"{number:,.{digits}f}"
+    return number(value, digits, whole_as_integer=True)
 
 
 def isochrone_colour(minutes: float) -> str:
