@@ -275,7 +275,7 @@ def _legend_html(result: RunResult, lang: str) -> str:
     rows.append(f"<div style='margin-top:6px;font-size:11px'>{_e(ATTRIBUTION)}</div>")
     body = "".join(rows)
     return (
-        '<div id="map-legend" style="position:fixed;bottom:28px;left:10px;z-index:1000;'
+        '<div id="map-legend" style="position:fixed;bottom:70px;left:10px;z-index:1000;'
         "background:rgba(255,255,255,0.92);padding:8px 10px;border:1px solid #999;"
         'border-radius:4px;font:12px/1.4 sans-serif;max-height:70vh;overflow:auto">'
         f"{body}</div>"
