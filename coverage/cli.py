@@ -1,35 +1,80 @@
 """The ``covplan`` command: a thin shell over the package's functions.
 
 Exit codes: 0 every standard met, 1 some standard failed, 2 bad input (the message says what,
-where and how to fix it; no traceback).
+where and how to fix it; no traceback; nothing is written), 3 an unexpected failure (a bug:
+rerun with ``-v`` for the traceback). Progress goes to standard error and is silenced by
+``-q``, as are warnings; results go to standard output.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import traceback
+import warnings
 from pathlib import Path
 from typing import Any
 
 import click
 
+from coverage.batch import (
+    EXIT_BAD_INPUT,
+    EXIT_CRASHED,
+    EXIT_FAIL,
+    EXIT_PASS,
+    load_job_scenario,
+)
 from coverage.errors import CoverageError
 from coverage.progress import Steps
 
-__all__ = ["main"]
-
-EXIT_PASS, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
+__all__ = ["EXIT_BAD_INPUT", "EXIT_CRASHED", "EXIT_FAIL", "EXIT_PASS", "main"]
 
 
 class _Group(click.Group):
-    """A click group that turns the package's errors into a message and exit code 2."""
+    """A click group that turns errors into a message and an exit code, never a traceback.
+
+    The package's errors (:class:`~coverage.errors.CoverageError`) and unreadable or
+    unwritable files (``OSError``) exit with code 2; anything else is a bug and exits with
+    code 3 (the traceback is shown with ``-v``). Warnings are shown as one line each, or not
+    at all with ``-q``.
+    """
 
     def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except CoverageError as exc:
-            click.echo(f"Error: {exc}", err=True)
-            ctx.exit(EXIT_BAD_INPUT)
+        quiet = bool(ctx.params.get("quiet"))
+        verbose = int(ctx.params.get("verbose") or 0)
+        with warnings.catch_warnings():
+            if quiet:
+                warnings.simplefilter("ignore")
+            else:
+                warnings.showwarning = _show_warning
+            try:
+                return super().invoke(ctx)
+            except CoverageError as exc:
+                click.echo(f"Error: {exc}", err=True)
+                ctx.exit(EXIT_BAD_INPUT)
+            except OSError as exc:
+                where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+                click.echo(
+                    f"Error: {exc.strerror or exc}{where}; check that the file exists, can be "
+                    "read, and that the output folder can be written",
+                    err=True,
+                )
+                ctx.exit(EXIT_BAD_INPUT)
+            except (click.exceptions.Exit, click.ClickException, click.Abort):
+                raise
+            except Exception as exc:  # noqa: BLE001 - no traceback unless asked for
+                if verbose:
+                    click.echo(traceback.format_exc(), err=True)
+                click.echo(
+                    f"Internal error: {type(exc).__name__}: {exc}. This is a bug; rerun with "
+                    "-v for the traceback and report it.",
+                    err=True,
+                )
+                ctx.exit(EXIT_CRASHED)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    click.echo(f"Warning: {message}", err=True)
 
 
 def _steps(ctx: click.Context) -> Steps:
@@ -53,17 +98,7 @@ def _scenario_options(func: Any) -> Any:
 
 
 def _load(path: str, assignments: tuple[str, ...], lang: str | None, modes: tuple[str, ...]):
-    from coverage.scenario import load_scenario_with_overrides
-
-    extra = list(assignments)
-    if lang:
-        extra.append(f'outputs.language="{lang}"')
-    scenario = load_scenario_with_overrides(path, extra)
-    if modes:
-        scenario = scenario.with_overrides(
-            standards=[s for s in scenario.standards if s.get("mode", "drive") in modes]
-        )
-    return scenario
+    return load_job_scenario(path, assignments=assignments, language=lang, modes=modes)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -85,14 +120,17 @@ def validate(
     ctx: click.Context, scenario: str, assignments: tuple[str, ...], lang: str | None,
     modes: tuple[str, ...],
 ) -> None:
-    """Check a scenario and load its inputs; write nothing."""
-    from coverage.pipeline import load_inputs
+    """Check a scenario, its standards and its inputs; write nothing."""
+    from coverage.pipeline import check_rules_have_facilities, load_inputs, rules_for_scenario
 
     loaded = _load(scenario, assignments, lang, modes)
+    rules = rules_for_scenario(loaded)
     inputs = load_inputs(loaded, steps=_steps(ctx))
+    for problem in check_rules_have_facilities(rules, inputs):
+        click.echo(f"Note: {problem} (the standard cannot be met)", err=True)
     click.echo(
-        f"{loaded.name}: OK - {len(inputs.facilities)} facilities, {len(inputs.units)} units, "
-        f"{len(inputs.places)} population places, "
+        f"{loaded.name}: OK - {len(rules)} standards, {len(inputs.facilities)} facilities, "
+        f"{len(inputs.units)} units, {len(inputs.places)} population places, "
         f"population {inputs.places['population'].sum():,.0f}"
     )
 
@@ -101,11 +139,12 @@ def validate(
 @click.argument("scenarios", nargs=-1, required=True, type=click.Path())
 @click.option("--out", "out", type=click.Path(file_okay=False), default=None,
               help="Output folder (with several scenarios: one sub-folder each).")
-@click.option("--jobs", type=int, default=1, show_default=True,
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="Scenarios run at once in local processes.")
 @click.option("--scheduler", default=None, metavar="ADDRESS",
               help="Run on a dask.distributed cluster, e.g. tcp://10.0.0.5:8786.")
-@click.option("--new", "new_sites", type=int, default=0, help="Also propose N new sites.")
+@click.option("--new", "new_sites", type=click.IntRange(min=0), default=0,
+              help="Also propose N new sites.")
 @_scenario_options
 @click.pass_context
 def audit(
@@ -113,7 +152,11 @@ def audit(
     scheduler: str | None, new_sites: int, assignments: tuple[str, ...], lang: str | None,
     modes: tuple[str, ...],
 ) -> None:
-    """Run every standard of SCENARIOS (files or folders) and write all outputs."""
+    """Run every standard of SCENARIOS (files or folders) and write all outputs.
+
+    With several scenarios each writes into OUT/<scenario file name>; one broken scenario is
+    reported and does not stop the others; the exit code is the worst of all.
+    """
     from coverage.batch import expand_scenarios, run_many
 
     paths = expand_scenarios(scenarios)
@@ -124,13 +167,20 @@ def audit(
         ctx.exit(EXIT_PASS if result.all_pass else EXIT_FAIL)
     outcomes = run_many(
         paths, out_root=Path(out) if out else None, jobs=jobs, scheduler=scheduler,
-        assignments=list(assignments) + ([f'outputs.language="{lang}"'] if lang else []),
-        new_sites=new_sites, steps=steps,
+        assignments=assignments, language=lang, modes=modes, new_sites=new_sites, steps=steps,
     )
     worst = EXIT_PASS
     for outcome in outcomes:
-        click.echo(outcome.line())
+        if outcome.error:
+            click.echo(f"Error in {outcome.scenario}:\n{outcome.error.rstrip()}", err=True)
+        elif steps.verbosity:
+            click.echo(outcome.line())
         worst = max(worst, outcome.exit_code)
+    if steps.verbosity:
+        bad = [o for o in outcomes if o.error]
+        click.echo(f"{len(outcomes) - len(bad)} of {len(outcomes)} scenarios ran"
+                   + (f"; failed to run: {', '.join(Path(o.scenario).name for o in bad)}"
+                      if bad else ""))
     ctx.exit(worst)
 
 
@@ -190,27 +240,40 @@ def isochrones(
 
 @main.command()
 @click.argument("scenario", type=click.Path(dir_okay=False))
-@click.option("--new", "new_sites", type=int, required=True, help="Number of new sites.")
+@click.option("--new", "new_sites", type=click.IntRange(min=1), required=True,
+              help="Number of new sites.")
 @click.option("--method", type=click.Choice(["mclp", "lscp", "pmedian"]), default="mclp",
               show_default=True)
 @click.option("--spacing", type=float, default=500.0, show_default=True,
               help="Candidate grid spacing in metres.")
+@click.option("--rule", "rule_id", default=None, metavar="RULE_ID",
+              help="The travel-time standard to site for (default: the first one).")
 @click.option("--out", type=click.Path(file_okay=False), default=None)
 @_scenario_options
 @click.pass_context
 def site(
     ctx: click.Context, scenario: str, new_sites: int, method: str, spacing: float,
-    out: str | None, assignments: tuple[str, ...], lang: str | None, modes: tuple[str, ...],
+    rule_id: str | None, out: str | None, assignments: tuple[str, ...], lang: str | None,
+    modes: tuple[str, ...],
 ) -> None:
-    """Propose NEW sites for new health stations and write proposals.csv/.geojson."""
+    """Propose NEW sites for new health stations and write proposals.csv/.geojson.
+
+    The first travel-time standard of the scenario (or --rule) sets the facility types, the
+    travel mode and the minutes; existing facilities of those types stay open.
+    """
     from coverage.outputs.atomic import atomic_path
-    from coverage.pipeline import propose_sites_for_scenario
+    from coverage.pipeline import RoadAccess, load_inputs, rules_for_scenario
+    from coverage.siting.session import SitingSession
 
     loaded = _load(scenario, assignments, lang, modes)
     steps = _steps(ctx)
-    proposal = propose_sites_for_scenario(
-        loaded, new_sites=new_sites, method=method, spacing_m=spacing, steps=steps
+    rules = rules_for_scenario(loaded)
+    access = RoadAccess(loaded, load_inputs(loaded, steps=steps), steps=steps)
+    session = SitingSession.from_access(
+        access, rules, rule_id=rule_id, spacing_m=spacing, steps=steps
     )
+    with steps.step(f"Optimising {new_sites} new site(s) ({method})"):
+        proposal = session.propose(new_sites, method=method)
     folder = Path(out) if out else Path(loaded.outputs["dir"])
     folder.mkdir(parents=True, exist_ok=True)
     with atomic_path(folder / "proposals.geojson") as tmp:
@@ -239,10 +302,11 @@ def map_(
     steps = _steps(ctx)
     result = run_scenario(loaded, steps=steps)
     folder = Path(out) if out else Path(loaded.outputs["dir"])
-    written = write_outputs(
-        result, folder, language=loaded.outputs.get("language", loaded.language),
-        formats=["map.html"],
-    )
+    with steps.step("Writing the map"):
+        written = write_outputs(
+            result, folder, language=loaded.outputs.get("language", loaded.language),
+            formats=["map.html"],
+        )
     click.echo(f"Map written to {written['map.html']}")
 
 
@@ -250,14 +314,31 @@ def map_(
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def presets(as_json: bool) -> None:
     """List the standards presets with their sources."""
-    from coverage.standards.presets import list_presets
+    from coverage.standards.presets import list_presets, preset_info, preset_tables
 
-    rows = list_presets()
+    rows = []
+    for name in list_presets():
+        info = preset_info(name)
+        tables = preset_tables(name)
+        rows.append({
+            "name": name,
+            "place": str(info.get("place", "")),
+            "title": str(info.get("title", "")),
+            "issuer": str(info.get("issuer", "")),
+            "date": str(info.get("date", "")),
+            "horizon": info.get("horizon"),
+            "source": str(info.get("seed", "")),
+            "rules": [str(t.get("id")) for t in tables],
+        })
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
     for row in rows:
-        click.echo(f"{row['name']:<10} {row['rules']:>3} rules  {row['title']}  [{row['source']}]")
+        click.echo(f"{row['name']}: {row['place']}")
+        click.echo(f"  {row['title']}")
+        issued = f"{row['issuer']}, {row['date']}" if row["date"] else row["issuer"]
+        click.echo(f"  {issued}; source {row['source']}")
+        click.echo(f"  {len(row['rules'])} rules: {', '.join(row['rules'])}")
 
 
 @main.group()
@@ -266,24 +347,59 @@ def data() -> None:
 
 
 @data.command()
-@click.argument("district")
+@click.argument("district", required=False)
 @click.option("--out", type=click.Path(file_okay=False), required=True,
               help="Folder for the extract, layers and scenario file.")
-@click.option("--extract-url", default=None,
-              help="Use this OSM extract URL instead of the default.")
-@click.option("--buffer-m", type=float, default=5000.0, show_default=True)
+@click.option("--pbf", type=click.Path(dir_okay=False), default=None,
+              help="Use this local OSM extract instead of downloading one.")
+@click.option("--extract-url", "--url", "url", default=None,
+              help="Download this OSM extract instead of the district's Geofabrik region.")
+@click.option("--relation-id", type=int, default=None,
+              help="The OSM boundary relation of the district (when DISTRICT is not given).")
+@click.option("--boundary-file", type=click.Path(dir_okay=False), default=None,
+              help="A boundary file holding the district outline (with --boundary-name).")
+@click.option("--boundary-name", default=None, help="Name or id of the district in it.")
+@click.option("--buffer-m", type=float, default=5000.0, show_default=True,
+              help="Metres kept around the district.")
+@click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True,
+              help="Language of the written scenario.")
+@click.option("--timeout", type=float, default=60.0, show_default=True,
+              help="Network timeout in seconds.")
 @click.pass_context
 def fetch(
-    ctx: click.Context, district: str, out: str, extract_url: str | None, buffer_m: float
+    ctx: click.Context, district: str | None, out: str, pbf: str | None, url: str | None,
+    relation_id: int | None, boundary_file: str | None, boundary_name: str | None,
+    buffer_m: float, lang: str, timeout: float,
 ) -> None:
     """Download and cut open data for DISTRICT (NBS code or Chinese name); write a scenario."""
+    from tqdm import tqdm
+
     from coverage.china.fetch import fetch_district
 
-    result = fetch_district(
-        district, out_dir=Path(out), extract_url=extract_url, buffer_m=buffer_m,
-        verbosity=ctx.obj["verbosity"],
+    steps = _steps(ctx)
+    bar: dict[str, tqdm] = {}
+
+    def progress(done: int, total: int | None) -> None:
+        if "bar" not in bar:
+            bar["bar"] = tqdm(total=total, unit="B", unit_scale=True, desc="Downloading",
+                              disable=steps.verbosity < 1, file=steps.stream, leave=False)
+        bar["bar"].update(done - bar["bar"].n)
+
+    try:
+        label = district or (f"OSM relation {relation_id}" if relation_id else boundary_name)
+        with steps.step(f"Fetching open data for {label or 'the district'}"):
+            result = fetch_district(
+                district, out_dir=Path(out), pbf=pbf, url=url, relation_id=relation_id,
+                boundary_file=boundary_file, boundary_name=boundary_name, buffer_m=buffer_m,
+                language=lang, timeout=timeout, progress=progress,
+            )
+    finally:
+        if "bar" in bar:
+            bar["bar"].close()
+    click.echo(
+        f"{len(result.townships)} townships, {len(result.facilities)} facilities, "
+        f"{len(result.places)} places; scenario written to {result.scenario}"
     )
-    click.echo(f"Scenario written to {result.scenario_path}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -114,9 +114,9 @@ def load_inputs(scenario: Scenario, *, steps: Steps | None = None) -> Inputs:
         check_facilities_within(facilities, units)
     notes = [str(w.message) for w in caught if issubclass(w.category, InputWarning)]
     for note in notes:
-        steps.detail(note)
         warnings.warn(note, InputWarning, stacklevel=2)
     files = {
+        "scenario": scenario.path,
         "facilities": Path(scenario.facilities["path"]),
         "boundaries": Path(scenario.boundaries["path"]),
     }
@@ -227,7 +227,9 @@ class RoadAccess:
         if key not in self._attached:
             gdf = self.inputs.facilities if layer == "facilities" else self.inputs.places
             max_snap = float(self.scenario.network.get("max_snap_m", 1000.0))
-            self._attached[key] = attach(self.network(mode), gdf, max_snap_m=max_snap)
+            attached = attach(self.network(mode), gdf, max_snap_m=max_snap)
+            _warn_unreachable(gdf, attached, layer=layer, mode=mode)
+            self._attached[key] = attached
         return self._attached[key]
 
     def nearest(
@@ -258,6 +260,27 @@ class RoadAccess:
             out["facility_id"] = np.where(found, ids[np.clip(result.source, 0, None)], None)
         self._answers[key] = out
         return out
+
+
+def _warn_unreachable(
+    gdf: gpd.GeoDataFrame, attached: Attachment, *, layer: str, mode: str
+) -> None:
+    far = ~attached.reachable
+    if not far.any():
+        return
+    id_column = "facility_id" if layer == "facilities" else "place_id"
+    ids = gdf[id_column].to_numpy()[far]
+    shown = ", ".join(
+        f"{i} ({d:,.0f} m)" for i, d in zip(ids[:8], attached.snap_m[far][:8], strict=True)
+    )
+    more = f" and {len(ids) - 8} more" if len(ids) > 8 else ""
+    warnings.warn(
+        f"{len(ids)} {layer} lie farther than {attached.max_snap_m:,.0f} m from any {mode} road "
+        f"and count as unreachable by {mode}: {shown}{more}. Check their coordinates, or raise "
+        "inputs.network.max_snap_m if the roads there are missing from the map",
+        InputWarning,
+        stacklevel=3,
+    )
 
 
 def _travel_rules(rules: Sequence[Rule]) -> list[TravelTimeRule | DistanceRule]:
