@@ -228,8 +228,8 @@ def test_manifest_hashes_equal_the_inputs_and_outputs(audit_run):
     _, out = audit_run
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     inputs = manifest["inputs"]
-    expected = {"scenario": ANDORRA, "facilities": FACILITIES, "boundaries": PARISHES, "population": PLACES,
-                "network": PBF, "dem": DEM}
+    expected = {"scenario": ANDORRA, "facilities": FACILITIES, "boundaries": PARISHES,
+                "population": PLACES, "network": PBF, "dem": DEM}
     assert set(inputs) == set(expected)
     for role, path in expected.items():
         assert inputs[role]["sha256"] == _sha256(path), role
