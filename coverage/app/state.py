@@ -11,8 +11,12 @@ from __future__ import annotations
 import copy
 import json
 import math
+import shutil
+import tempfile
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from coverage.errors import CoverageError
@@ -20,12 +24,17 @@ from coverage.standards.presets import list_presets, preset_tables
 
 __all__ = [
     "FILE_FORMAT",
+    "UPLOAD_LIMITS_MB",
+    "UPLOAD_SUFFIXES",
     "Candidate",
     "Plan",
+    "SessionFolder",
     "SessionPlans",
+    "check_upload",
     "load_plans",
     "save_plans",
     "standards_tables",
+    "write_upload_scenario",
 ]
 
 #: The ``format`` field of a saved scenario file.
@@ -316,3 +325,177 @@ def standards_tables(
             "reset the thresholds or choose the standards that have these rules"
         )
     return tables
+
+
+# ------------------------------------------------------------------------------ uploads
+#: Largest upload accepted per role, in MB.
+UPLOAD_LIMITS_MB: dict[str, float] = {
+    "facilities": 20.0,
+    "boundaries": 100.0,
+    "population": 200.0,
+    "network": 200.0,
+}
+#: File endings accepted per role.
+UPLOAD_SUFFIXES: dict[str, tuple[str, ...]] = {
+    "facilities": (".csv", ".xlsx", ".xls", ".geojson", ".json", ".gpkg", ".zip"),
+    "boundaries": (".geojson", ".json", ".gpkg", ".zip"),
+    "population": (".csv", ".xlsx", ".geojson", ".json", ".gpkg", ".zip", ".tif", ".tiff"),
+    "network": (".pbf", ".osm", ".graphml", ".xml"),
+}
+#: Coordinate systems offered for uploaded tables (see :mod:`coverage.crs`).
+UPLOAD_CRS: tuple[str, ...] = ("WGS-84", "GCJ-02", "BD-09", "CGCS2000")
+
+
+class SessionFolder:
+    """A private temporary folder for one browser session, removed when the session ends.
+
+    The folder is deleted when this object is garbage-collected (Streamlit drops a session's
+    state when the browser tab closes) or at interpreter exit, whichever comes first.
+    """
+
+    def __init__(self, *, prefix: str = "covplan-session-") -> None:
+        self.path = Path(tempfile.mkdtemp(prefix=prefix))
+        self._finalizer = weakref.finalize(self, shutil.rmtree, str(self.path), True)
+
+    def cleanup(self) -> None:
+        """Remove the folder now."""
+        self._finalizer()
+
+    @property
+    def alive(self) -> bool:
+        """True while the folder has not been removed."""
+        return self._finalizer.alive
+
+
+def _safe_name(name: str) -> str:
+    stem = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in Path(name).name)
+    return stem.lstrip(".") or "upload"
+
+
+def check_upload(role: str, name: str, size: int) -> str:
+    """Check an uploaded file's role, ending and size; return a safe file name for it.
+
+    Raises
+    ------
+    CoverageError
+        For an unknown role, an unsupported ending or a file over the role's size limit.
+    """
+    if role not in UPLOAD_LIMITS_MB:
+        raise CoverageError(f"unknown upload role {role!r}; use one of {list(UPLOAD_LIMITS_MB)}")
+    safe = _safe_name(name)
+    lower = safe.lower()
+    if not lower.endswith(UPLOAD_SUFFIXES[role]):
+        raise CoverageError(
+            f"{name}: a {role} file must end with one of {', '.join(UPLOAD_SUFFIXES[role])}"
+        )
+    limit = UPLOAD_LIMITS_MB[role]
+    if size > limit * 1024 * 1024:
+        raise CoverageError(
+            f"{name} is {size / 1024 / 1024:,.1f} MB; {role} files are limited to {limit:g} MB "
+            "(cut the file to the study area)"
+        )
+    return safe
+
+
+def _toml(value: Any) -> str:
+    """TOML text of a string, number or list (JSON strings are valid TOML basic strings)."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def write_upload_scenario(
+    folder: str | Path,
+    files: Mapping[str, tuple[str, bytes]],
+    *,
+    crs: str = "WGS-84",
+    id_column: str = "unit_id",
+    name_column: str = "name",
+    level: str = "township",
+    population_column: str = "population",
+    preset: str = "bazhong",
+) -> Path:
+    """Write uploaded files and a scenario file naming them into ``folder``; return its path.
+
+    Parameters
+    ----------
+    folder
+        The session's private folder.
+    files
+        Role (``facilities``, ``boundaries``, ``population`` (optional), ``network``) ->
+        (original file name, content).
+    crs
+        Coordinate system of the facilities' and population's coordinates.
+    id_column, name_column, level, population_column
+        How to read the boundaries (and the population, for points or units).
+    preset
+        The standards preset the scenario starts with.
+
+    Raises
+    ------
+    CoverageError
+        When a required file is missing, a file is refused by :func:`check_upload`, or the
+        CRS or preset is unknown.
+    """
+    missing = [r for r in ("facilities", "boundaries", "network") if r not in files]
+    if missing:
+        raise CoverageError(
+            f"upload the {', '.join(missing)} file(s): facilities, boundaries and a road "
+            "network are needed (population is optional: without it the boundaries' "
+            "population column is used)"
+        )
+    if crs not in UPLOAD_CRS:
+        raise CoverageError(f"unknown coordinate system {crs!r}; choose one of {UPLOAD_CRS}")
+    if preset not in list_presets():
+        raise CoverageError(f"unknown preset {preset!r}; known: {', '.join(list_presets())}")
+    folder = Path(folder) / "upload"
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    paths: dict[str, Path] = {}
+    for role, (name, content) in files.items():
+        safe = check_upload(role, name, len(content))
+        path = folder / f"{role}-{safe}"
+        path.write_bytes(content)
+        paths[role] = path
+    lines = [
+        "[scenario]",
+        f"name = {_toml('Uploaded data')}",
+        "",
+        "[inputs.facilities]",
+        f"path = {_toml(str(paths['facilities']))}",
+        f"crs = {_toml(crs)}",
+        "",
+        "[inputs.boundaries]",
+        f"path = {_toml(str(paths['boundaries']))}",
+        f"id_column = {_toml(id_column)}",
+        f"name_column = {_toml(name_column)}",
+        f"level = {_toml(level)}",
+    ]
+    if "population" not in paths:
+        lines.append(f"population_column = {_toml(population_column)}")
+    lines += ["", "[inputs.population]"]
+    if "population" in paths:
+        raster = paths["population"].suffix.lower() in (".tif", ".tiff")
+        lines += [
+            f"kind = {_toml('raster' if raster else 'points')}",
+            f"path = {_toml(str(paths['population']))}",
+        ]
+        if not raster:
+            lines += [f"population_column = {_toml(population_column)}", f"crs = {_toml(crs)}"]
+    else:
+        lines.append(f"kind = {_toml('units')}")
+    lines += [
+        "",
+        "[inputs.network]",
+        f"source = {_toml(str(paths['network']))}",
+        "buffer_m = 2000",
+        "",
+        "[[standards]]",
+        f"preset = {_toml(preset)}",
+        "",
+        "[outputs]",
+        f"dir = {_toml(str(folder / 'out'))}",
+        "",
+    ]
+    scenario = folder / "scenario.toml"
+    scenario.write_text("\n".join(lines), encoding="utf-8")
+    return scenario

@@ -1,0 +1,404 @@
+"""Heavy work shared by every session of the app, built once per region and never mutated.
+
+A :class:`Region` (scenario, checked inputs and the :class:`~coverage.pipeline.RoadAccess`
+with its road networks and attachments) is built once per scenario file; the baseline
+:class:`~coverage.results.RunResult` and the :class:`~coverage.siting.session.SitingSession`
+(the candidate-by-place travel-time matrix) once per region and standards. The ``shared_*``
+functions wrap them in ``st.cache_resource`` keyed by the scenario path and the standards
+tables (as JSON text), so every browser session gets the same objects.
+
+Sessions only read these objects. A plan's own evaluation (:func:`evaluate_plan`) works on
+new layers (copies with the candidate stations added and closures removed) and a
+:class:`PlanAccess` that reuses the shared networks and place attachments read-only and
+attaches its own facilities, so one session's edits never reach the shared state.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import folium
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from coverage.attach import Attachment
+from coverage.errors import CoverageError
+from coverage.network import RoadNetwork
+from coverage.outputs.labels_zh import text
+from coverage.outputs.webmap import build_map
+from coverage.pipeline import Inputs, RoadAccess, load_inputs, rules_for_scenario, run_scenario
+from coverage.progress import Steps
+from coverage.results import RunResult
+from coverage.scenario import Scenario, load_scenario
+from coverage.siting.session import SitingSession
+from coverage.standards.rules import DistanceRule, Rule, TravelTimeRule
+
+__all__ = [
+    "PlanAccess",
+    "app_map",
+    "compare_results",
+    "Region",
+    "display_result",
+    "evaluate_plan",
+    "load_region",
+    "plan_inputs",
+    "plan_scenario",
+    "rule_coverage",
+    "scenario_files",
+    "shared_baseline",
+    "shared_region",
+    "shared_siting",
+    "standards_key",
+    "travel_rules",
+    "units_passing",
+]
+
+#: Where the shipped scenarios are (``COVPLAN_SCENARIOS`` overrides).
+SCENARIO_DIR = Path(
+    os.environ.get("COVPLAN_SCENARIOS", Path(__file__).resolve().parents[2] / "data" / "scenarios")
+)
+#: Facility ids given to candidate stations: ``candidate-S1``, ...
+CANDIDATE_PREFIX = "candidate-"
+
+
+def scenario_files(folder: str | Path | None = None) -> dict[str, Path]:
+    """Return file stem -> path of every ``*.toml`` scenario in ``folder`` (sorted by stem).
+
+    Raises
+    ------
+    CoverageError
+        When the folder holds no scenario.
+    """
+    folder = Path(folder) if folder is not None else SCENARIO_DIR
+    found = {p.stem: p.resolve() for p in sorted(folder.glob("*.toml"))}
+    if not found:
+        raise CoverageError(
+            f"no scenario files (*.toml) in {folder}; set COVPLAN_SCENARIOS to a folder of "
+            "scenarios or run the app from the repository"
+        )
+    return found
+
+
+@dataclass(frozen=True)
+class Region:
+    """A region's loaded inputs and road access, shared by every session.
+
+    Attributes
+    ----------
+    key
+        The scenario path, as text (the cache key).
+    scenario
+        The checked scenario as in its file.
+    inputs
+        Facilities, units and places.
+    access
+        Road networks, attachments and nearest-facility answers of the existing facilities.
+    """
+
+    key: str
+    scenario: Scenario
+    inputs: Inputs
+    access: RoadAccess
+
+
+def load_region(path: str | Path, *, steps: Steps | None = None) -> Region:
+    """Load a scenario's inputs and build the road networks its standards use.
+
+    Raises
+    ------
+    CoverageError
+        When the scenario or an input is unusable.
+    """
+    steps = steps or Steps(verbosity=0)
+    scenario = load_scenario(path)
+    inputs = load_inputs(scenario, steps=steps)
+    access = RoadAccess(scenario, inputs, steps=steps)
+    for rule in travel_rules(rules_for_scenario(scenario)):
+        access.attachment(rule.mode, "facilities")
+        access.attachment(rule.mode, "places")
+    return Region(key=str(scenario.path), scenario=scenario, inputs=inputs, access=access)
+
+
+def travel_rules(rules: Sequence[Rule]) -> list[TravelTimeRule | DistanceRule]:
+    """Return the rules measured on the road network (travel time or road distance)."""
+    return [r for r in rules if isinstance(r, (TravelTimeRule, DistanceRule))]
+
+
+def standards_key(tables: Sequence[Mapping[str, Any]]) -> str:
+    """Return standards tables as canonical JSON text (the cache key of a standards choice)."""
+    return json.dumps(list(tables), sort_keys=True, ensure_ascii=False, default=str)
+
+
+def plan_scenario(region: Region, tables: Sequence[Mapping[str, Any]]) -> Scenario:
+    """Return the region's scenario with other standards tables (checked).
+
+    Raises
+    ------
+    CoverageError
+        When the tables do not parse (e.g. a negative threshold); the message lists why.
+    """
+    scenario = region.scenario.with_overrides(standards=[dict(t) for t in tables])
+    rules_for_scenario(scenario)
+    return scenario
+
+
+def baseline_result(region: Region, tables: Sequence[Mapping[str, Any]]) -> RunResult:
+    """Run the standards on the existing facilities, with isochrones (the baseline)."""
+    scenario = plan_scenario(region, tables)
+    return run_scenario(scenario, inputs=region.inputs, access=region.access,
+                        steps=Steps(verbosity=0))
+
+
+def siting_for(region: Region, tables: Sequence[Mapping[str, Any]], rule_id: str
+               ) -> SitingSession:
+    """Build the siting matrix of one travel-time standard of the region."""
+    rules = rules_for_scenario(plan_scenario(region, tables))
+    return SitingSession.from_access(region.access, rules, rule_id=rule_id,
+                                     steps=Steps(verbosity=0))
+
+
+class PlanAccess(RoadAccess):
+    """Road access for a plan's facilities that reuses a region's networks read-only.
+
+    Networks and place attachments come from ``base`` (shared, unchanged); facilities are
+    attached anew, since the plan's facility layer differs from the region's.
+
+    Parameters
+    ----------
+    base
+        The region's road access.
+    inputs
+        The plan's layers (same places as ``base``, other facilities).
+    """
+
+    def __init__(self, base: RoadAccess, inputs: Inputs) -> None:
+        super().__init__(base.scenario, inputs, steps=Steps(verbosity=0))
+        self.base = base
+
+    def network(self, mode: str) -> RoadNetwork:
+        """Return the shared network of ``mode``."""
+        return self.base.network(mode)
+
+    def attachment(self, mode: str, layer: str) -> Attachment:
+        """Return the shared place attachment, or this plan's facility attachment."""
+        if layer == "places":
+            return self.base.attachment(mode, "places")
+        return super().attachment(mode, layer)
+
+
+def plan_inputs(
+    region: Region,
+    *,
+    points: Sequence[tuple[str, float, float]] = (),
+    station_type: str = "community_health_station",
+    closed: Sequence[str] = (),
+) -> Inputs:
+    """Return the region's layers with candidate stations added and closed facilities removed.
+
+    Parameters
+    ----------
+    region
+        The shared region (not modified).
+    points
+        (name, lon, lat) of each candidate; it becomes facility ``candidate-<name>``.
+    station_type
+        Facility type of the candidates.
+    closed
+        Facility ids to leave out.
+
+    Raises
+    ------
+    CoverageError
+        For an unknown facility id in ``closed``.
+    """
+    base = region.inputs.facilities
+    unknown = sorted(set(closed) - set(base["facility_id"]))
+    if unknown:
+        raise CoverageError(f"cannot close unknown facilities {unknown}; pick existing ids")
+    kept = base[~base["facility_id"].isin(list(closed))]
+    frames = [kept]
+    if points:
+        names = [p[0] for p in points]
+        added = gpd.GeoDataFrame(
+            {
+                "facility_id": [f"{CANDIDATE_PREFIX}{n}" for n in names],
+                "name": names,
+                "type": station_type,
+                "source": "app candidate",
+            },
+            geometry=gpd.points_from_xy([p[1] for p in points], [p[2] for p in points]),
+            crs="EPSG:4326",
+        )
+        frames.append(added)
+    facilities = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs="EPSG:4326")
+    return replace(region.inputs, facilities=facilities, notes=list(region.inputs.notes))
+
+
+def evaluate_plan(
+    region: Region,
+    tables: Sequence[Mapping[str, Any]],
+    *,
+    points: Sequence[tuple[str, float, float]] = (),
+    station_type: str = "community_health_station",
+    closed: Sequence[str] = (),
+    with_isochrones: bool = False,
+    proposals: gpd.GeoDataFrame | None = None,
+) -> RunResult:
+    """Run every standard on the plan's facilities (region's networks reused).
+
+    Parameters
+    ----------
+    region
+        The shared region.
+    tables
+        The plan's standards tables.
+    points, station_type, closed
+        See :func:`plan_inputs`.
+    with_isochrones
+        Also compute the isochrones of the plan's facilities (for downloads).
+    proposals
+        Proposed sites to attach to the result (shown on maps and in the GeoPackage).
+    """
+    scenario = plan_scenario(region, tables)
+    inputs = plan_inputs(region, points=points, station_type=station_type, closed=closed)
+    access = PlanAccess(region.access, inputs)
+    result = run_scenario(scenario, inputs=inputs, access=access,
+                          with_isochrones=with_isochrones, steps=Steps(verbosity=0))
+    if proposals is not None and len(proposals):
+        result.proposals = proposals
+    return result
+
+
+def display_result(result: RunResult, *, tolerance_deg: float = 0.0003) -> RunResult:
+    """Return a copy of ``result`` with simplified isochrones, light enough for the browser."""
+    iso = result.isochrones
+    if iso is not None and not iso.empty:
+        iso = iso.copy()
+        iso["geometry"] = iso.geometry.simplify(tolerance_deg, preserve_topology=True)
+    return replace(result, isochrones=iso)
+
+
+def rule_coverage(result: RunResult) -> pd.DataFrame:
+    """Per rule: covered population, population and share (coverage rules), from the summary."""
+    cols = ["rule_id", "title", "population", "covered_population", "units_pass",
+            "units_checked", "region_status"]
+    summary = result.summary[[c for c in cols if c in result.summary.columns]].copy()
+    pop = pd.to_numeric(summary.get("population"), errors="coerce")
+    cov = pd.to_numeric(summary.get("covered_population"), errors="coerce")
+    summary["share"] = np.where(pop > 0, cov / pop, np.nan)
+    return summary.set_index("rule_id")
+
+
+def units_passing(result: RunResult) -> tuple[int, int]:
+    """Return (units where every applicable standard passes, units with any applicable one)."""
+    ur = result.unit_results
+    applicable = ur[ur["status"] != "not_applicable"]
+    if applicable.empty:
+        return 0, 0
+    failing = set(applicable.loc[applicable["status"] == "fail", "unit_id"].astype(str))
+    units = set(applicable["unit_id"].astype(str))
+    return len(units - failing), len(units)
+
+
+# ------------------------------------------------------------------ Streamlit shared caches
+@st.cache_resource(max_entries=8, show_spinner=False)
+def shared_region(path: str) -> Region:
+    """Return the region of a scenario file, loaded once for every session."""
+    return load_region(path)
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def shared_baseline(path: str, tables_json: str) -> RunResult:
+    """Return the baseline run of a region and standards choice (read-only for sessions)."""
+    return baseline_result(shared_region(path), json.loads(tables_json))
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def shared_display(path: str, tables_json: str) -> RunResult:
+    """Return the baseline with simplified isochrones, for the app's map."""
+    return display_result(shared_baseline(path, tables_json))
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def shared_siting(path: str, tables_json: str, rule_id: str) -> SitingSession:
+    """Return the siting matrix of one standard (read-only for what-if and proposals)."""
+    return siting_for(shared_region(path), json.loads(tables_json), rule_id)
+
+
+def compare_results(results: Mapping[str, RunResult]) -> pd.DataFrame:
+    """Side-by-side comparison: one column per scenario, one row per measure.
+
+    Rows are the share of residents covered by every coverage standard (as a percentage)
+    and the number of units passing every standard, so scenarios with the same standards
+    line up; a standard a scenario does not have is blank.
+    """
+    rows: dict[str, dict[str, float]] = {}
+    for name, result in results.items():
+        coverage = rule_coverage(result)
+        for rule_id, row in coverage.iterrows():
+            if pd.notna(row["share"]):
+                rows.setdefault(f"{rule_id} %", {})[name] = round(100 * float(row["share"]), 2)
+        passing, total = units_passing(result)
+        rows.setdefault("units passing", {})[name] = float(passing)
+        rows.setdefault("units checked", {})[name] = float(total)
+    return pd.DataFrame.from_dict(rows, orient="index")[list(results)]
+
+
+@functools.cache
+def _data_uri(name: str, mime: str) -> str:
+    """Return a vendored Leaflet file (``coverage/outputs/vendor``) as a base64 data URI."""
+    try:
+        raw = resources.files("coverage.outputs").joinpath("vendor", name).read_bytes()
+    except (FileNotFoundError, OSError) as exc:
+        raise CoverageError(
+            f"coverage/outputs/vendor/{name} is missing; reinstall coverage-planner with its "
+            "package data (the app's map needs the vendored Leaflet)"
+        ) from exc
+    return f"data:{mime};base64,{base64.b64encode(raw).decode('ascii')}"
+
+
+def app_map(result: RunResult, *, language: str) -> folium.Map:
+    """Return :func:`~coverage.outputs.webmap.build_map` ready for ``st_folium``.
+
+    ``st_folium`` loads scripts only from the map's ``default_js`` links (it inserts the page
+    header with ``innerHTML``, where inline scripts do not run), so the vendored Leaflet that
+    ``build_map`` inlines is given as ``data:`` links instead: the app's map needs no CDN.
+    The layer control starts collapsed and the unit polygons keep their tooltip but lose
+    their popup, so that a click on the map adds a station (the unit numbers are in the
+    results table); facilities and places keep their popups.
+    """
+    fmap = build_map(result, language=language)
+    fmap.default_js = [("leaflet", _data_uri("leaflet.js", "text/javascript"))]
+    fmap.default_css = [("leaflet_css", _data_uri("leaflet.css", "text/css"))]
+    header = fmap.get_root().header
+    header._children.pop("leaflet_inline", None)
+    units_layer = text("units", language)
+    for child in fmap._children.values():
+        if isinstance(child, folium.LayerControl):
+            child.options["collapsed"] = True
+        if isinstance(child, folium.GeoJson) and child.layer_name == units_layer:
+            for name in [n for n, c in child._children.items()
+                         if isinstance(c, folium.GeoJsonPopup)]:
+                del child._children[name]
+    return fmap
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def shared_map(path: str, tables_json: str, language: str) -> folium.Map:
+    """Return the baseline's app map, never rendered: give ``st_folium`` a deep copy.
+
+    Rendering a Folium map adds elements to it, so a rendered map differs the next time and
+    ``st_folium`` would reload it (losing the view and the last click); copies of this
+    pristine map render to the same page every time.
+    """
+    return app_map(shared_display(path, tables_json), language=language)

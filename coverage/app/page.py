@@ -1,0 +1,613 @@
+"""The app's page: widgets, map and downloads over ``cache`` and ``state`` (no logic here).
+
+Every change a user makes goes into their own :class:`~coverage.app.state.Plan` in
+``st.session_state``; the region, baseline and siting matrix come from the shared caches of
+:mod:`coverage.app.cache` and are only read.
+"""
+
+from __future__ import annotations
+
+import copy
+import html
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import folium
+import geopandas as gpd
+import pandas as pd
+import streamlit as st
+from streamlit_folium import st_folium
+
+from coverage.app import cache
+from coverage.app.i18n import detect_language, t
+from coverage.app.state import (
+    UPLOAD_CRS,
+    Plan,
+    SessionFolder,
+    SessionPlans,
+    load_plans,
+    save_plans,
+    standards_tables,
+    write_upload_scenario,
+)
+from coverage.errors import CoverageError
+from coverage.facility_types import FACILITY_TYPES
+from coverage.outputs import write_outputs
+from coverage.pipeline import rules_for_scenario
+from coverage.standards.presets import list_presets, preset_info
+from coverage.standards.rules import DistanceRule, TravelTimeRule
+
+__all__ = ["render"]
+
+UPLOAD = "__upload__"
+CANDIDATE_COLOUR = "#ff7f00"
+GAINED_COLOUR = "#1a9850"
+HIGHLIGHT_COLOUR = "#00bfff"
+DOWNLOADS = (
+    ("map.html", "download_map", "text/html"),
+    ("units.csv", "download_units_csv", "text/csv"),
+    ("units.xlsx", "download_xlsx",
+     "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+    ("places.csv", "download_places", "text/csv"),
+    ("results.gpkg", "download_gpkg", "application/geopackage+sqlite3"),
+    ("report.html", "download_report", "text/html"),
+    ("map.png", "download_png", "image/png"),
+)
+
+
+def _ss() -> Any:
+    return st.session_state
+
+
+def _lang() -> str:
+    if "lang" not in _ss():
+        _ss()["lang"] = detect_language(dict(st.context.headers or {}))
+    return str(_ss()["lang"])
+
+
+def _folder() -> SessionFolder:
+    if "folder" not in _ss() or not _ss()["folder"].alive:
+        _ss()["folder"] = SessionFolder()
+    return _ss()["folder"]
+
+
+def _plans(region: str) -> SessionPlans:
+    plans: SessionPlans | None = _ss().get("plans")
+    if plans is None:
+        plans = SessionPlans(current=Plan(region=region))
+        _ss()["plans"] = plans
+    elif plans.current.region != region:
+        plans.current = Plan(region=region)
+        _reset_widgets(plans.current)
+    return plans
+
+
+def _reset_widgets(plan: Plan) -> None:
+    """Make the standards and siting widgets show ``plan`` (called before they are drawn)."""
+    for key in [k for k in _ss() if str(k).startswith("thr|")]:
+        del _ss()[key]
+    _ss()["w_preset"] = plan.preset or ""
+    for key, value in (("w_siting", plan.siting_rule), ("w_type", plan.station_type)):
+        if value is None:
+            _ss().pop(key, None)
+        else:
+            _ss()[key] = value
+    _ss()["w_closed"] = list(plan.closed)
+    for rid, values in plan.thresholds.items():
+        for attr, value in values.items():
+            if isinstance(value, dict):
+                for sub, number in value.items():
+                    _ss()[f"thr|{rid}|{attr}|{sub}"] = float(number)
+            else:
+                _ss()[f"thr|{rid}|{attr}|"] = float(value)
+    _ss().pop("proposal", None)
+    _ss().pop("exports", None)
+
+
+def _error(exc: Exception) -> None:
+    st.error(t("error", _lang(), message=str(exc)))
+
+
+# ---------------------------------------------------------------------------- sidebar
+def _language_picker() -> str:
+    lang = _lang()
+    st.sidebar.radio(
+        t("language", lang), ["zh", "en"], key="lang", horizontal=True,
+        format_func=lambda x: {"zh": "中文", "en": "English"}[x],
+    )
+    return _lang()
+
+
+def _region_picker(lang: str) -> str | None:
+    """Return the scenario path of the chosen region (None until an upload is loaded)."""
+    files = cache.scenario_files()
+    options = [*files, UPLOAD]
+    choice = st.sidebar.selectbox(
+        t("region", lang), options, key="region",
+        format_func=lambda k: t("upload_option", lang) if k == UPLOAD else k.capitalize(),
+    )
+    if choice != UPLOAD:
+        return str(files[choice])
+    _upload_form(lang)
+    return _ss().get("upload_path")
+
+
+def _upload_form(lang: str) -> None:
+    with st.sidebar.form("upload"):
+        st.markdown(f"**{t('upload_header', lang)}**")
+        uploads = {
+            "facilities": st.file_uploader(t("facilities_file", lang), key="up_facilities"),
+            "boundaries": st.file_uploader(t("boundaries_file", lang), key="up_boundaries"),
+            "population": st.file_uploader(t("population_file", lang), key="up_population"),
+            "network": st.file_uploader(t("network_file", lang), key="up_network"),
+        }
+        crs = st.selectbox(t("crs", lang), UPLOAD_CRS, key="up_crs")
+        id_column = st.text_input(t("id_column", lang), "unit_id", key="up_id")
+        name_column = st.text_input(t("name_column", lang), "name", key="up_name")
+        population_column = st.text_input(t("population_column", lang), "population",
+                                          key="up_pop")
+        level = st.text_input(t("level", lang), "township", key="up_level")
+        preset = st.selectbox(t("standards", lang), list_presets(), key="up_preset")
+        if not st.form_submit_button(t("load_upload", lang)):
+            return
+    files = {role: (f.name, f.getvalue()) for role, f in uploads.items() if f is not None}
+    try:
+        path = write_upload_scenario(
+            _folder().path, files, crs=crs, id_column=id_column, name_column=name_column,
+            level=level, population_column=population_column, preset=preset,
+        )
+        with st.spinner(t("loading", lang)):
+            cache.shared_region(str(path))
+    except CoverageError as exc:
+        _ss().pop("upload_path", None)
+        st.sidebar.error(t("error", lang, message=str(exc)))
+        return
+    _ss()["upload_path"] = str(path)
+
+
+def _standards_panel(lang: str, region: cache.Region, plan: Plan) -> list[dict[str, Any]]:
+    """Draw the preset choice and threshold inputs; return the plan's standards tables."""
+    st.sidebar.subheader(t("standards", lang))
+    presets = ["", *list_presets()]
+    if _ss().get("w_preset") not in presets:
+        _ss()["w_preset"] = ""
+
+    def label(name: str) -> str:
+        if not name:
+            return t("scenario_standards", lang)
+        return t("preset_label", lang, name=f"{name} · {preset_info(name).get('title', '')}")
+
+    preset = st.sidebar.selectbox(t("standards_source", lang), presets, key="w_preset",
+                                  format_func=label)
+    plan.preset = preset or None
+    plain = standards_tables(region.scenario.standards, preset=plan.preset)
+    rules = rules_for_scenario(region.scenario.with_overrides(standards=plain))
+    edits: dict[str, dict[str, Any]] = {}
+    with st.sidebar.expander(t("edit_thresholds", lang)):
+        for rule in cache.travel_rules(rules):
+            attr = "km" if isinstance(rule, DistanceRule) else "minutes"
+            value = getattr(rule, attr)
+            title = rule.title_zh if lang == "zh" and rule.title_zh else rule.title
+            st.caption(f"{rule.id} · {title}")
+            subs = dict(value) if isinstance(value, dict) else {"": float(value)}
+            new = {}
+            for sub, number in subs.items():
+                key = f"thr|{rule.id}|{attr}|{sub}"
+                name = f"{rule.id} {sub} ({t(attr, lang)})".replace("  ", " ")
+                new[sub] = st.number_input(name, min_value=0.1, max_value=1000.0,
+                                           value=float(number), step=1.0, key=key)
+            if new != subs:
+                edits[rule.id] = {attr: new[""] if "" in new else new}
+    plan.thresholds = edits
+    return standards_tables(region.scenario.standards, preset=plan.preset, thresholds=edits)
+
+
+# ---------------------------------------------------------------------------- main area
+def _siting_controls(lang: str, region: cache.Region, rules: list, plan: Plan
+                     ) -> TravelTimeRule | None:
+    travel = [r for r in rules if isinstance(r, TravelTimeRule)]
+    if not travel:
+        st.info(t("no_travel_rule", lang))
+        plan.siting_rule = None
+        return None
+    ids = [r.id for r in travel]
+    if _ss().get("w_siting") not in ids:
+        _ss()["w_siting"] = ids[0]
+    cols = st.columns([2, 2, 3])
+    rid = cols[0].selectbox(
+        t("siting_rule", lang), ids, key="w_siting",
+        format_func=lambda i: f"{i} · {next(r.title for r in travel if r.id == i)}",
+    )
+    rule = next(r for r in travel if r.id == rid)
+    types = list(rule.facility_types)
+    if _ss().get("w_type") not in types:
+        _ss()["w_type"] = types[0]
+    cols[1].selectbox(
+        t("new_station_type", lang), types, key="w_type",
+        format_func=lambda k: FACILITY_TYPES.get(k, (k, k))[0 if lang == "zh" else 1],
+    )
+    facilities = region.inputs.facilities
+    names = dict(zip(facilities["facility_id"], facilities["name"], strict=False))
+    _ss()["w_closed"] = [f for f in _ss().get("w_closed", []) if f in names]
+    cols[2].multiselect(
+        t("close_existing", lang), list(names), key="w_closed",
+        format_func=lambda f: f"{names.get(f) or ''} ({f})",
+    )
+    plan.siting_rule = rule.id
+    plan.station_type = str(_ss()["w_type"])
+    plan.closed = list(_ss()["w_closed"])
+    return rule
+
+
+def _add_point(plan: Plan, siting: Any, lon: float, lat: float) -> bool:
+    """Add a candidate after checking it reaches the roads; show why not otherwise."""
+    try:
+        if siting is not None:
+            siting.point_row(lon, lat)
+        plan.add(lon, lat)
+    except CoverageError as exc:
+        _ss()["point_error"] = str(exc)
+        return False
+    _ss().pop("point_error", None)
+    _ss().pop("exports", None)
+    return True
+
+
+def _plan_result(region: cache.Region, path: str, tables: list, tkey: str, plan: Plan,
+                 baseline: Any) -> Any:
+    if not plan.candidates and not plan.closed:
+        return baseline
+    key = (path, tkey, tuple(plan.candidates), plan.station_type, tuple(plan.closed))
+    memo = _ss().setdefault("plan_memo", {})
+    if key not in memo:
+        memo.clear()
+        memo[key] = cache.evaluate_plan(
+            region, tables, points=[(c.name, c.lon, c.lat) for c in plan.candidates],
+            station_type=plan.station_type or "community_health_station", closed=plan.closed,
+        )
+    return memo[key]
+
+
+def _metrics(lang: str, rule: TravelTimeRule | None, whatif: Any, baseline: Any, result: Any
+             ) -> None:
+    cols = st.columns(3)
+    if rule is not None and whatif is not None:
+        share = whatif.covered_after / max(rule_population(baseline, rule.id), 1e-9)
+        cols[0].metric(t("covered", lang, rule=rule.id),
+                       f"{whatif.covered_after:,.0f} ({share:.1%})",
+                       delta=f"{whatif.delta:+,.0f}" if whatif.delta else None)
+        cols[0].caption(t("whatif_time", lang, ms=1000 * whatif.seconds))
+    passing, total = cache.units_passing(result)
+    base_passing, _ = cache.units_passing(baseline)
+    cols[1].metric(t("units_passing", lang), f"{passing} / {total}",
+                   delta=(passing - base_passing) or None)
+    met = int((result.summary["region_status"] == "pass").sum())
+    base_met = int((baseline.summary["region_status"] == "pass").sum())
+    cols[2].metric(t("rules_passing", lang), f"{met} / {len(result.summary)}",
+                   delta=(met - base_met) or None)
+    comparison = cache.compare_results({t("before", lang): baseline, t("after", lang): result})
+    comparison[t("delta", lang)] = comparison.iloc[:, 1] - comparison.iloc[:, 0]
+    st.dataframe(comparison.T, width="stretch", key="metrics_table")
+
+
+def rule_population(result: Any, rule_id: str) -> float:
+    """Return the population a coverage rule counts, from the run's summary."""
+    row = result.summary.loc[result.summary["rule_id"] == rule_id, "population"]
+    return float(row.iloc[0]) if len(row) else math.nan
+
+
+def _plan_layer(plan: Plan, region: cache.Region, whatif: Any, unit_id: str | None
+                ) -> folium.FeatureGroup:
+    """Candidates, newly covered places and the selected unit: redrawn without a reload."""
+    group = folium.FeatureGroup(name="plan")
+    if unit_id is not None:
+        units = region.inputs.units
+        sel = units[units["unit_id"].astype(str) == unit_id]
+        if len(sel):
+            shape = gpd.GeoDataFrame({"name": [html.escape(str(sel["name"].iloc[0]))]},
+                                     geometry=sel.geometry.to_numpy(), crs=units.crs)
+            folium.GeoJson(
+                shape.to_crs("EPSG:4326"),
+                style_function=lambda f: {"color": HIGHLIGHT_COLOUR, "weight": 5,
+                                          "fillOpacity": 0.1},
+                tooltip=folium.GeoJsonTooltip(["name"], labels=False),
+            ).add_to(group)
+    if whatif is not None and len(whatif.newly_covered):
+        places = region.inputs.places.iloc[whatif.newly_covered]
+        gained = gpd.GeoDataFrame(
+            {"place": [html.escape(str(p)) for p in places["place_id"]],
+             "population": [f"{p:,.0f}" for p in places["population"]]},
+            geometry=places.geometry.to_numpy(), crs="EPSG:4326",
+        )
+        folium.GeoJson(
+            gained, marker=folium.CircleMarker(radius=4, fill=True, fill_opacity=0.9, weight=0),
+            style_function=lambda f: {"fillColor": GAINED_COLOUR, "color": GAINED_COLOUR},
+            tooltip=folium.GeoJsonTooltip(["place", "population"]),
+        ).add_to(group)
+    if plan.candidates:
+        cands = gpd.GeoDataFrame(
+            {"station": [html.escape(c.name) for c in plan.candidates],
+             "lonlat": [f"{c.lon:.5f}, {c.lat:.5f}" for c in plan.candidates]},
+            geometry=gpd.points_from_xy([c.lon for c in plan.candidates],
+                                        [c.lat for c in plan.candidates]),
+            crs="EPSG:4326",
+        )
+        folium.GeoJson(
+            cands, marker=folium.CircleMarker(radius=9, fill=True, fill_opacity=0.95, weight=2),
+            style_function=lambda f: {"fillColor": CANDIDATE_COLOUR, "color": "#ffffff"},
+            tooltip=folium.GeoJsonTooltip(["station", "lonlat"], labels=False),
+        ).add_to(group)
+    return group
+
+
+def _map(lang: str, path: str, tkey: str, plan: Plan, region: cache.Region, siting: Any,
+         whatif: Any) -> None:
+    st.subheader(t("map", lang))
+    st.caption(t("click_hint", lang))
+    fmap = copy.deepcopy(cache.shared_map(path, tkey, lang))
+    out = st_folium(
+        fmap, key="map", height=600, use_container_width=True,
+        returned_objects=["last_clicked"],
+        feature_group_to_add=_plan_layer(plan, region, whatif, _ss().get("selected_unit")),
+    )
+    st.caption(t("attribution", lang))
+    click = (out or {}).get("last_clicked")
+    if click and click != _ss().get("last_click"):
+        _ss()["last_click"] = click
+        if _add_point(plan, siting, float(click["lng"]), float(click["lat"])):
+            st.rerun()
+
+
+def _candidates(lang: str, plan: Plan, siting: Any, region: cache.Region) -> None:
+    st.subheader(t("candidates", lang))
+    if _ss().get("point_error"):
+        st.warning(t("point_error", lang, message=_ss()["point_error"]))
+    bounds = region.inputs.units.to_crs("EPSG:4326").total_bounds
+    cols = st.columns([2, 2, 1])
+    cols[0].number_input(t("lon", lang), value=float((bounds[0] + bounds[2]) / 2),
+                               format="%.5f", step=0.001, key="w_lon")
+    cols[1].number_input(t("lat", lang), value=float((bounds[1] + bounds[3]) / 2),
+                               format="%.5f", step=0.001, key="w_lat")
+    cols[2].button(  # the callback reads the inputs' values at click time
+        t("add_station", lang), key="w_add",
+        on_click=lambda: _add_point(plan, siting, float(_ss()["w_lon"]), float(_ss()["w_lat"])),
+    )
+    for cand in list(plan.candidates):
+        row = st.columns([3, 1])
+        row[0].write(f"**{cand.name}** · {cand.lon:.5f}, {cand.lat:.5f}")
+        row[1].button(t("remove", lang, name=cand.name), key=f"rm|{cand.name}",
+                      on_click=_remove(plan, cand.name))
+    if plan.candidates:
+        st.button(t("clear", lang), key="w_clear", on_click=_clear(plan))
+
+
+def _remove(plan: Plan, name: str) -> Callable[[], None]:
+    def callback() -> None:
+        plan.remove(name)
+        _ss().pop("exports", None)
+    return callback
+
+
+def _clear(plan: Plan) -> Callable[[], None]:
+    def callback() -> None:
+        plan.candidates = []
+        _ss().pop("exports", None)
+    return callback
+
+
+def _unit_table(lang: str, baseline: Any, result: Any, whatif: Any) -> None:
+    st.subheader(t("results", lang))
+    st.caption(t("select_hint", lang))
+    units = baseline.units[["unit_id", "name", "population"]].copy()
+    units["unit_id"] = units["unit_id"].astype(str)
+    ur = result.unit_results
+    status = ur.pivot_table(index="unit_id", columns="rule_id", values="status",
+                            aggfunc="first")
+    status = status.map(lambda s: t(s, lang) if isinstance(s, str) else "")
+    table = units.set_index("unit_id").join(status)
+    if whatif is not None and whatif.per_unit is not None:
+        per = whatif.per_unit.set_index("unit_id")[["covered_before", "covered_after", "delta"]]
+        per.columns = [f"{t('before', lang)}", f"{t('after', lang)}", t("delta", lang)]
+        table = table.join(per.round(0))
+    table = table.reset_index()
+    event = st.dataframe(table, width="stretch", hide_index=True, on_select="rerun",
+                         selection_mode="single-row", key="unit_table")
+    rows = list(getattr(getattr(event, "selection", None), "rows", []) or [])
+    selected = str(table["unit_id"].iloc[rows[0]]) if rows else None
+    if selected != _ss().get("selected_unit"):
+        _ss()["selected_unit"] = selected
+        st.rerun()
+
+
+def _propose(lang: str, plan: Plan, siting: Any) -> None:
+    st.subheader(t("propose", lang))
+    cols = st.columns([1, 1, 1])
+    n = cols[0].number_input(t("n_sites", lang), 1, 20, 3, key="w_n")
+    method = cols[1].selectbox(t("method", lang), ["mclp", "pmedian", "lscp"], key="w_method")
+    if cols[2].button(t("run_propose", lang), key="w_propose"):
+        bar = st.progress(0.05, text=t("proposing", lang))
+        with st.spinner(t("proposing", lang)):
+            try:
+                proposal = siting.propose(int(n), method=method)
+            except CoverageError as exc:
+                bar.empty()
+                _error(exc)
+                return
+        bar.progress(1.0, text=proposal.result.summary())
+        _ss()["proposal"] = proposal
+    proposal = _ss().get("proposal")
+    if proposal is None:
+        return
+    sites = proposal.sites
+    if len(sites):
+        last = sites.iloc[-1]
+        st.success(t("proposal_result", lang, n=len(sites), covered=last["covered_population"],
+                     share=last["covered_share"]))
+    table = pd.DataFrame({
+        "rank": sites["rank"], "site_id": sites["site_id"],
+        "lon": sites.geometry.x.round(5), "lat": sites.geometry.y.round(5),
+        "covered_population": sites["covered_population"].round(0),
+    })
+    st.dataframe(table, hide_index=True, width="stretch", key="proposal_table")
+
+    def add_all() -> None:
+        for geom in _ss()["proposal"].sites.geometry:
+            plan.add(geom.x, geom.y)
+        _ss().pop("exports", None)
+
+    st.button(t("add_proposals", lang), key="w_add_proposals", on_click=add_all)
+
+
+def _scenarios(lang: str, plans: SessionPlans, region: cache.Region, path: str,
+               baseline: Any, result: Any) -> None:
+    st.subheader(t("scenarios", lang))
+    cols = st.columns([2, 1])
+    cols[0].text_input(t("scenario_name", lang), key="w_scenario_name")
+
+    def keep() -> None:  # callbacks read widget values at click time, from session state
+        try:
+            plans.keep(str(_ss().get("w_scenario_name", "")))
+        except CoverageError as exc:
+            _ss()["scenario_error"] = str(exc)
+        else:
+            _ss().pop("scenario_error", None)
+
+    cols[1].button(t("save_named", lang), key="w_keep", on_click=keep)
+    if _ss().get("scenario_error"):
+        st.warning(_ss()["scenario_error"])
+    results = {t("baseline", lang): baseline, t("current", lang): result}
+    for kept_name, kept in plans.named.items():
+        if kept.region != plans.current.region:
+            continue
+        try:
+            tables = standards_tables(region.scenario.standards, preset=kept.preset,
+                                      thresholds=kept.thresholds)
+            results[kept_name] = _named_result(region, path, tables, kept)
+        except CoverageError as exc:
+            _error(exc)
+    if len(results) > 2:
+        st.markdown(f"**{t('compare', lang)}**")
+        st.dataframe(cache.compare_results(results), width="stretch", key="compare_table")
+        cols = st.columns([2, 1])
+        cols[0].selectbox(t("restore", lang), list(plans.named), key="w_restore")
+
+        def restore() -> None:
+            plans.restore(str(_ss()["w_restore"]))
+            _reset_widgets(plans.current)
+
+        cols[1].button(t("restore_button", lang), key="w_restore_button", on_click=restore)
+
+
+def _named_result(region: cache.Region, path: str, tables: list, plan: Plan) -> Any:
+    key = (path, cache.standards_key(tables), tuple(plan.candidates), plan.station_type,
+           tuple(plan.closed))
+    memo = _ss().setdefault("named_memo", {})
+    if key not in memo:
+        memo[key] = cache.evaluate_plan(
+            region, tables, points=[(c.name, c.lon, c.lat) for c in plan.candidates],
+            station_type=plan.station_type or "community_health_station", closed=plan.closed,
+        )
+    return memo[key]
+
+
+def _files(lang: str, plans: SessionPlans) -> None:
+    cols = st.columns(2)
+    cols[0].download_button(t("save_file", lang), save_plans(plans), file_name="plan.json",
+                            mime="application/json", key="w_save_file")
+
+    def load() -> None:
+        upload = _ss().get("w_load_file")
+        if upload is None:
+            return
+        try:
+            loaded = load_plans(upload.getvalue())
+        except CoverageError as exc:
+            _ss()["load_error"] = str(exc)
+            return
+        _ss().pop("load_error", None)
+        files = cache.scenario_files()
+        if loaded.current.region in files:
+            _ss()["region"] = loaded.current.region
+        _ss()["plans"] = loaded
+        _reset_widgets(loaded.current)
+        _ss()["load_ok"] = True
+
+    cols[1].file_uploader(t("load_file", lang), type=["json"], key="w_load_file",
+                          on_change=load)
+    if _ss().get("load_error"):
+        st.error(t("error", lang, message=_ss()["load_error"]))
+    elif _ss().pop("load_ok", False):
+        st.success(t("loaded", lang))
+
+
+def _downloads(lang: str, region: cache.Region, tables: list, plan: Plan) -> None:
+    st.subheader(t("downloads", lang))
+    if st.button(t("prepare", lang), key="w_prepare"):
+        with st.spinner(t("preparing", lang)):
+            try:
+                proposal = _ss().get("proposal")
+                result = cache.evaluate_plan(
+                    region, tables, points=[(c.name, c.lon, c.lat) for c in plan.candidates],
+                    station_type=plan.station_type or "community_health_station",
+                    closed=plan.closed, with_isochrones=True,
+                    proposals=proposal.sites if proposal is not None else None,
+                )
+                folder = _folder().path / "exports"
+                _ss()["exports"] = write_outputs(result, folder, language=lang)
+            except CoverageError as exc:
+                _error(exc)
+                return
+    exports: dict[str, Path] | None = _ss().get("exports")
+    if not exports:
+        return
+    cols = st.columns(4)
+    for i, (name, label, mime) in enumerate(DOWNLOADS):
+        if name in exports and exports[name].exists():
+            cols[i % 4].download_button(t(label, lang), exports[name].read_bytes(),
+                                        file_name=name, mime=mime, key=f"dl|{name}")
+
+
+# ---------------------------------------------------------------------------- the page
+def render() -> None:
+    """Draw the whole page (``app.py`` calls this)."""
+    st.set_page_config(page_title="Coverage planner", layout="wide")
+    lang = _language_picker()
+    st.title(t("title", lang))
+    path = _region_picker(lang)
+    if path is None:
+        st.info(t("upload_missing", lang))
+        return
+    try:
+        with st.spinner(t("loading", lang)):
+            region = cache.shared_region(path)
+        plans = _plans(Path(path).stem if Path(path).parent == cache.SCENARIO_DIR.resolve()
+                       else path)
+        plan = plans.current
+        tables = _standards_panel(lang, region, plan)
+        tkey = cache.standards_key(tables)
+        with st.spinner(t("loading", lang)):
+            baseline = cache.shared_baseline(path, tkey)
+        rules = rules_for_scenario(region.scenario.with_overrides(standards=tables))
+        st.caption(region.scenario.description)
+        rule = _siting_controls(lang, region, rules, plan)
+        siting = cache.shared_siting(path, tkey, rule.id) if rule is not None else None
+        whatif = siting.apply_points(plan.points, closed=plan.closed) if siting else None
+        result = _plan_result(region, path, tables, tkey, plan, baseline)
+    except CoverageError as exc:
+        _error(exc)
+        return
+    st.subheader(t("summary", lang))
+    _metrics(lang, rule, whatif, baseline, result)
+    left, right = st.columns([3, 2])
+    with left:
+        _map(lang, path, tkey, plan, region, siting, whatif)
+    with right:
+        _candidates(lang, plan, siting, region)
+        if siting is not None:
+            _propose(lang, plan, siting)
+    _unit_table(lang, baseline, result, whatif)
+    _scenarios(lang, plans, region, path, baseline, result)
+    _files(lang, plans)
+    _downloads(lang, region, tables, plan)

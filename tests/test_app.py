@@ -1,0 +1,240 @@
+"""The Streamlit app driven by ``AppTest`` on the shipped Andorra and Liechtenstein data.
+
+Expected numbers are computed here another way: covered population straight from the road
+engine's nearest-facility times, and the plan's change from the full audit of the plan's
+facilities (the app's metric comes from the siting engine's what-if).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from coverage.app import cache
+from coverage.app.i18n import detect_language, t
+from coverage.app.state import (
+    Plan,
+    SessionFolder,
+    SessionPlans,
+    check_upload,
+    load_plans,
+    save_plans,
+    standards_tables,
+    write_upload_scenario,
+)
+from coverage.errors import CoverageError
+from coverage.facility_types import FACILITY_GROUPS
+from coverage.pipeline import rules_for_scenario
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = str(ROOT / "app.py")
+ANDORRA = ROOT / "data" / "scenarios" / "andorra.toml"
+LON, LAT = 1.55, 42.55  # on a road in Canillo, outside the 15-minute ambulance area
+
+
+@pytest.fixture(scope="module")
+def region() -> cache.Region:
+    return cache.load_region(ANDORRA)
+
+
+def _covered_bz12(region: cache.Region) -> float:
+    """Urban residents within 15 min by ambulance of an emergency facility (engine times)."""
+    places = region.inputs.places
+    answer = region.access.nearest(FACILITY_GROUPS["emergency"], mode="ambulance",
+                                   metric="time")
+    urban = (places["urban_rural"] == "urban").to_numpy()
+    ok = answer["value"].to_numpy() <= 15.0
+    return float(places["population"].to_numpy()[urban & ok].sum())
+
+
+def _metric(at: AppTest, start: str):
+    return next(m for m in at.metric if m.label.startswith(start))
+
+
+def _number(text: str) -> float:
+    return float(text.split(" ")[0].replace(",", ""))
+
+
+def _app() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+# ------------------------------------------------------------------------------- pure parts
+def test_language_from_accept_language() -> None:
+    assert detect_language({"Accept-Language": "zh-CN,zh;q=0.9,en;q=0.8"}) == "zh"
+    assert detect_language({"accept-language": "en-US,en;q=0.9,zh-CN;q=0.8"}) == "en"
+    assert detect_language({"Accept-Language": "fr-FR,zh-TW;q=0.5"}) == "zh"
+    assert detect_language({"Accept-Language": "fr-FR"}) == "en"
+    assert detect_language({}) == "en"
+    assert t("title", "zh") == "卫生服务可及性规划"
+
+
+def test_threshold_edits_reach_preset_rules(region: cache.Region) -> None:
+    tables = standards_tables(region.scenario.standards,
+                              thresholds={"BZ-12": {"minutes": {"urban": 20.0}},
+                                          "DRIVE-15": {"minutes": 10.0}})
+    rules = {r.id: r for r in rules_for_scenario(region.scenario.with_overrides(
+        standards=tables))}
+    assert dict(rules["BZ-12"].minutes) == {"urban": 20.0}
+    assert rules["DRIVE-15"].minutes == 10.0
+    assert region.scenario.standards[-1]["minutes"] == 15  # the shared scenario is unchanged
+    with pytest.raises(CoverageError, match="NOPE"):
+        standards_tables(region.scenario.standards, thresholds={"NOPE": {"minutes": 3}})
+
+
+def test_plans_round_trip_through_a_file(tmp_path: Path) -> None:
+    plans = SessionPlans(current=Plan(region="andorra", preset="shapingba"))
+    plans.current.add(LON, LAT)
+    plans.keep("one station")
+    plans.current.add(1.52, 42.51)
+    plans.current.remove("S1")
+    loaded = load_plans(save_plans(plans))
+    assert [c.name for c in loaded.current.candidates] == ["S2"]
+    assert loaded.named["one station"].candidates[0].lon == LON
+    assert loaded.current.preset == "shapingba"
+    with pytest.raises(CoverageError, match="not JSON"):
+        load_plans("{not json")
+    with pytest.raises(CoverageError, match="not a saved plan"):
+        load_plans(json.dumps({"current": {}}))
+    with pytest.raises(CoverageError, match="longitude"):
+        plans.current.add(500.0, 42.0)
+
+
+def test_uploads_checked_written_and_removed(tmp_path: Path) -> None:
+    with pytest.raises(CoverageError, match="limited to 20 MB"):
+        check_upload("facilities", "f.csv", 21 * 1024 * 1024)
+    with pytest.raises(CoverageError, match="must end with"):
+        check_upload("network", "roads.exe", 10)
+    assert check_upload("boundaries", "../../etc/b.geojson", 10) == "b.geojson"
+    folder = SessionFolder()
+    data = ROOT / "data"
+    files = {
+        "facilities": ("andorra.geojson", (data / "facilities/andorra.geojson").read_bytes()),
+        "boundaries": ("parishes.geojson",
+                       (data / "boundaries/andorra_parishes.geojson").read_bytes()),
+        "network": ("andorra.osm.pbf", (data / "osm/andorra-2013-05-23.osm.pbf").read_bytes()),
+    }
+    path = write_upload_scenario(folder.path, files, level="parish", preset="shapingba")
+    region = cache.load_region(path)
+    assert len(region.inputs.facilities) == 10 and len(region.inputs.units) == 7
+    # population from the boundaries: one place per unit carrying its population
+    expected = sum(json.loads(files["boundaries"][1])["features"][i]["properties"]["population"]
+                   for i in range(7))
+    assert region.inputs.places["population"].sum() == pytest.approx(expected)
+    bad = dict(files, boundaries=("parishes.geojson", b"{broken"))
+    with pytest.raises(CoverageError):
+        cache.load_region(write_upload_scenario(folder.path, bad, level="parish"))
+    with pytest.raises(CoverageError, match="network"):
+        write_upload_scenario(folder.path, {"facilities": files["facilities"]})
+    folder.cleanup()
+    assert not folder.path.exists()
+
+
+# ------------------------------------------------------------------------------- the app
+def test_app_region_preset_station_and_download(region: cache.Region) -> None:
+    at = _app()
+    assert at.title[0].value == "Health coverage planner"
+    baseline = _covered_bz12(region)
+    assert _number(_metric(at, "Population covered (BZ-12)").value) == pytest.approx(
+        baseline, abs=0.5)
+
+    # add a station by its coordinates: the metric changes by the full audit's change
+    at.number_input(key="w_lon").set_value(LON)
+    at.number_input(key="w_lat").set_value(LAT)
+    at.button(key="w_add").click().run()
+    assert not at.exception
+    tables = standards_tables(region.scenario.standards)
+    plan = cache.evaluate_plan(region, tables, points=[("S1", LON, LAT)],
+                               station_type="emergency_station")
+    audit = plan.summary.set_index("rule_id")["covered_population"]
+    after = float(audit["BZ-12"])
+    assert after > baseline + 100
+    metric = _metric(at, "Population covered (BZ-12)")
+    assert _number(metric.value) == pytest.approx(after, abs=0.5)
+    assert float(metric.delta.replace(",", "")) == pytest.approx(after - baseline, abs=0.5)
+    assert [c.name for c in at.session_state["plans"].current.candidates] == ["S1"]
+
+    # keep it as a named scenario; the comparison table shows baseline, current and it
+    at.text_input(key="w_scenario_name").set_value("Canillo station")
+    at.button(key="w_keep").click().run()
+    compare = next(d.value for d in at.dataframe if "Canillo station" in d.value.columns)
+    assert list(compare.columns) == ["Baseline (existing)", "Current plan", "Canillo station"]
+    population = float(plan.summary.set_index("rule_id").loc["BZ-12", "population"])
+    assert compare.loc["BZ-12 %", "Canillo station"] == pytest.approx(
+        round(100 * after / population, 2))
+    assert compare.loc["BZ-12 %", "Baseline (existing)"] == pytest.approx(
+        round(100 * baseline / population, 2))
+
+    # downloads: the CLI's files, with the candidate station in them
+    at.button(key="w_prepare").click().run()
+    assert not at.exception
+    exports = at.session_state["exports"]
+    assert set(exports) >= {"map.html", "units.csv", "units.xlsx", "results.gpkg",
+                            "report.html"}
+    html = exports["map.html"].read_text(encoding="utf-8")
+    assert "© OpenStreetMap contributors" in html and "candidate-S1" in html
+    assert str(exports["map.html"]).startswith(str(at.session_state["folder"].path))
+
+    # remove the station: back to the baseline
+    at.button(key="rm|S1").click().run()
+    assert _number(_metric(at, "Population covered (BZ-12)").value) == pytest.approx(
+        baseline, abs=0.5)
+
+    # another preset: Shapingba's 15-minute walk standard drives siting
+    at.selectbox(key="w_preset").set_value("shapingba").run()
+    assert not at.exception
+    walk = region.access.nearest(FACILITY_GROUPS["medical_institutions"], mode="walk",
+                                 metric="time")
+    expected = float(region.inputs.places["population"].to_numpy()[
+        walk["value"].to_numpy() <= 15.0].sum())
+    assert _number(_metric(at, "Population covered (SPB-01)").value) == pytest.approx(
+        expected, abs=0.5)
+
+    # another region: a fresh plan with that scenario's own standards
+    at.selectbox(key="region").set_value("liechtenstein").run()
+    assert not at.exception
+    li = cache.load_region(ROOT / "data" / "scenarios" / "liechtenstein.toml")
+    assert _number(_metric(at, "Population covered (BZ-12)").value) == pytest.approx(
+        _covered_bz12(li), abs=0.5)
+    assert _metric(at, "Units passing every standard").value == f"0 / {len(li.inputs.units)}"
+    assert at.session_state["plans"].current.region == "liechtenstein"
+
+
+def test_sessions_do_not_share_edits_and_chinese_interface(region: cache.Region) -> None:
+    first, second = _app(), _app()
+    first.number_input(key="w_lon").set_value(LON)
+    first.number_input(key="w_lat").set_value(LAT)
+    first.button(key="w_add").click().run()
+    second.run()
+    baseline = _covered_bz12(region)
+    assert _number(_metric(second, "Population covered (BZ-12)").value) == pytest.approx(
+        baseline, abs=0.5)
+    assert _number(_metric(first, "Population covered (BZ-12)").value) > baseline
+    assert second.session_state["plans"].current.candidates == []
+    # the shared region still has its own ten facilities
+    assert len(cache.shared_region(str(ANDORRA.resolve())).inputs.facilities) == 10
+    second.radio(key="lang").set_value("zh").run()
+    assert second.title[0].value == "卫生服务可及性规划"
+    assert np.isclose(_number(_metric(second, "覆盖人口").value), baseline, atol=0.5)
+
+
+def test_edited_threshold_changes_the_metric(region: cache.Region) -> None:
+    at = _app()
+    at.number_input(key="thr|BZ-12|minutes|urban").set_value(20.0).run()
+    assert not at.exception
+    places = region.inputs.places
+    answer = region.access.nearest(FACILITY_GROUPS["emergency"], mode="ambulance",
+                                   metric="time")
+    urban = (places["urban_rural"] == "urban").to_numpy()
+    expected = float(places["population"].to_numpy()[
+        urban & (answer["value"].to_numpy() <= 20.0)].sum())
+    assert expected > _covered_bz12(region)
+    assert _number(_metric(at, "Population covered (BZ-12)").value) == pytest.approx(
+        expected, abs=0.5)
