@@ -125,21 +125,9 @@ def build_andorra_parishes(data: Path) -> tuple[gpd.GeoDataFrame, BaseGeometry]:
             f"{data / ANDORRA_POP}: expected {len(ANDORRA_PARISH_RELATIONS)} parishes joined by "
             f"osm_relation_id, got {len(merged)} (check the osm_relation_id column)"
         )
-    units = gpd.GeoDataFrame(
-        {
-            "unit_id": merged["iso3166_2"].astype(str),
-            "name": merged["parish"].astype(str),
-            "level": "parish",
-            "parent_id": None,
-            "population": merged["population_2010"].astype(float),
-            "urban_rural": None,
-            "area_km2": merged["area_km2"].astype(float),
-            "osm_id": merged["osm_id"].astype(int),
-        },
-        geometry=[_multipolygon(g) for g in merged.geometry],
-        crs="EPSG:4326",
-    )
-    return units.sort_values("unit_id").reset_index(drop=True), country
+    units = _units_layer(merged, name_column="parish", level="parish",
+                         population_column="population_2010")
+    return units, country
 
 
 def build_liechtenstein_municipalities(data: Path) -> tuple[gpd.GeoDataFrame, BaseGeometry]:
@@ -165,13 +153,22 @@ def build_liechtenstein_municipalities(data: Path) -> tuple[gpd.GeoDataFrame, Ba
             f"{data / LIECHTENSTEIN_POP}: joined {len(merged)} of {len(pop)} municipalities "
             f"by name with {len(rel)} OSM municipalities inside Liechtenstein (check names)"
         )
+    units = _units_layer(merged, name_column="municipality", level="municipality",
+                         population_column="population_2014_12_31")
+    return units, country
+
+
+def _units_layer(
+    merged: gpd.GeoDataFrame, *, name_column: str, level: str, population_column: str
+) -> gpd.GeoDataFrame:
+    """The canonical units layer from OSM boundaries joined to an official population table."""
     units = gpd.GeoDataFrame(
         {
             "unit_id": merged["iso3166_2"].astype(str),
-            "name": merged["municipality"].astype(str),
-            "level": "municipality",
+            "name": merged[name_column].astype(str),
+            "level": level,
             "parent_id": None,
-            "population": merged["population_2014_12_31"].astype(float),
+            "population": merged[population_column].astype(float),
             "urban_rural": None,
             "area_km2": merged["area_km2"].astype(float),
             "osm_id": merged["osm_id"].astype(int),
@@ -179,7 +176,7 @@ def build_liechtenstein_municipalities(data: Path) -> tuple[gpd.GeoDataFrame, Ba
         geometry=[_multipolygon(g) for g in merged.geometry],
         crs="EPSG:4326",
     )
-    return units.sort_values("unit_id").reset_index(drop=True), country
+    return units.sort_values("unit_id").reset_index(drop=True)
 
 
 def _apportion(total: float, weights: np.ndarray, *, decimals: int = 3) -> np.ndarray:
