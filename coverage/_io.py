@@ -295,10 +295,19 @@ def read_text_table(path: Path) -> tuple[pd.DataFrame, str]:
         )
     sep = "\t" if path.suffix.lower() == ".tsv" else ","
     try:
-        df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, skipinitialspace=True,
-                         skip_blank_lines=False)
+        with warnings.catch_warnings():
+            # more fields in a row than in the header: pandas would shift the columns (or drop
+            # the extra fields with index_col=False); refuse instead
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, skipinitialspace=True,
+                             skip_blank_lines=False, index_col=False)
     except pd.errors.EmptyDataError:
         df = pd.DataFrame()
+    except pd.errors.ParserWarning as exc:
+        raise CoverageError(
+            f"{path.name}: some rows have more fields than the header line ({exc}); check the "
+            "separators: quote values that contain a comma, and use a dot as decimal separator"
+        ) from exc
     except pd.errors.ParserError as exc:
         raise CoverageError(
             f"{path.name}: not a readable CSV table ({exc}); check quoting and separators"

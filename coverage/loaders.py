@@ -12,6 +12,12 @@ dropped, areas replaced by a point on them) are kept and announced with an
 Coordinate systems: a vector file's own CRS is honoured; tables take ``crs`` (default WGS-84)
 and accept ``GCJ-02`` (Amap, Tencent), ``BD-09`` (Baidu) and ``CGCS2000`` (EPSG:4490), which are
 converted to WGS-84 with :func:`coverage.crs.to_wgs84`, or any EPSG code (projected x/y too).
+
+Untrusted files: every file is checked against a size limit before it is read (500 MiB by
+default, ``COVPLAN_MAX_INPUT_BYTES`` to change it; see :data:`coverage._io.MAX_INPUT_BYTES`); a
+0-byte file, a CSV row with more fields than its header, and NaN or infinite numbers are
+refused with the row or feature named. Zip files are read in place, never extracted, after
+their member names (no absolute paths or ``..``) and unpacked size are checked.
 """
 
 from __future__ import annotations

@@ -33,6 +33,7 @@ from coverage.standards.rules import DistanceRule, Rule, TravelTimeRule
 __all__ = [
     "Inputs",
     "RoadAccess",
+    "SharedRoadAccess",
     "isochrones_for_scenario",
     "load_inputs",
     "rules_for_scenario",
@@ -166,23 +167,17 @@ class RoadAccess:
         self._answers: dict[tuple[tuple[str, ...], str, str], pd.DataFrame] = {}
 
     def with_facilities(self, facilities: gpd.GeoDataFrame) -> RoadAccess:
-        """Return an access for another facility layer, sharing networks and place attachments.
+        """Return an access for another facility layer that reuses this one's networks.
 
-        Used by what-if questions: the road networks and the places' attachments are reused
-        (never changed); only the facilities are attached again.
+        Used by what-if questions and by the app's per-session plans: the road networks and
+        the places' attachments stay this object's (shared, never changed); only the
+        facilities are attached anew.
         """
-        other = RoadAccess.__new__(RoadAccess)
-        other.scenario = self.scenario
-        other.inputs = Inputs(
+        inputs = Inputs(
             facilities, self.inputs.units, self.inputs.places, files=self.inputs.files,
             notes=self.inputs.notes,
         )
-        other.steps = Steps(verbosity=0)
-        other.modes = self.modes
-        other._networks = self._networks
-        other._attached = {k: v for k, v in self._attached.items() if k[1] == "places"}
-        other._answers = {}
-        return other
+        return SharedRoadAccess(self, inputs)
 
     def mode(self, name: str) -> Mode:
         """Return the mode called ``name``.
@@ -260,6 +255,34 @@ class RoadAccess:
             out["facility_id"] = np.where(found, ids[np.clip(result.source, 0, None)], None)
         self._answers[key] = out
         return out
+
+
+class SharedRoadAccess(RoadAccess):
+    """Road access for another facility layer, reading a base access's networks read-only.
+
+    Networks and place attachments come from ``base``; facilities are attached anew.
+
+    Parameters
+    ----------
+    base
+        The region's road access.
+    inputs
+        Layers with the same places as ``base`` and other facilities.
+    """
+
+    def __init__(self, base: RoadAccess, inputs: Inputs) -> None:
+        super().__init__(base.scenario, inputs, steps=Steps(verbosity=0))
+        self.base = base
+
+    def network(self, mode: str) -> RoadNetwork:
+        """Return the base's network of ``mode``."""
+        return self.base.network(mode)
+
+    def attachment(self, mode: str, layer: str) -> Attachment:
+        """Return the base's place attachment, or this layer's facility attachment."""
+        if layer == "places":
+            return self.base.attachment(mode, "places")
+        return super().attachment(mode, layer)
 
 
 def _warn_unreachable(

@@ -391,6 +391,11 @@ def _delegate(parser: Parser | None, value: Any, where: str) -> list[Problem]:
         parser(value, where=where)
     except InputError as exc:
         return list(exc.problems)
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        # a value of a type the parser does not expect (a list where a string belongs...)
+        return [Problem(where, f"cannot be checked: {type(exc).__name__}: {exc}",
+                        "check the types of its values: text in quotes, numbers without, "
+                        "lists in [ ]")]
     return []
 
 
@@ -423,7 +428,11 @@ def apply_overrides(table: dict[str, Any], assignments: list[str]) -> dict[str, 
         parts = [p for p in re.split(r"\.|(\[\d+\])", key.strip()) if p]
         for i, part in enumerate(parts):
             last = i == len(parts) - 1
-            index = int(part[1:-1]) if part.startswith("[") else None
+            index = int(part[1:-1]) if re.fullmatch(r"\[\d+\]", part) else None
+            if index is None and ("[" in part or "]" in part):
+                problems.append(Problem(f"--set {key}", f"{part!r} is not a key or an item "
+                                        "number", "write list items as name[0]"))
+                break
             if index is not None:
                 if not isinstance(node, list) or index >= len(node):
                     problems.append(Problem(f"--set {key}", f"there is no item {part}"))
@@ -432,7 +441,13 @@ def apply_overrides(table: dict[str, Any], assignments: list[str]) -> dict[str, 
                     node[index] = value
                 else:
                     node = node[index]
-            elif last:
+                continue
+            if not isinstance(node, dict):
+                where = "".join(p if p.startswith("[") else f".{p}" for p in parts[:i]).lstrip(".")
+                problems.append(Problem(f"--set {key}", f"{where} is not a table, so it has "
+                                        f"no key {part!r}"))
+                break
+            if last:
                 node[part] = value
             else:
                 node = node.setdefault(part, {} if not parts[i + 1].startswith("[") else [])

@@ -140,3 +140,12 @@ def test_scenario_loader_delegates_to_parse_standards() -> None:
     assert parse_standards([], where="standards") == []
     with pytest.raises(InputError, match="must be a table"):
         parse_standards([5])  # type: ignore[list-item]
+
+
+def test_rule_given_as_a_list_is_a_problem_not_a_crash():
+    from coverage.errors import InputError
+    from coverage.standards import parse_standards
+
+    with pytest.raises(InputError) as info:
+        parse_standards([{"rule": ["travel_time"], "id": "X"}])
+    assert [p.where for p in info.value.problems] == ["standards[0].rule"]

@@ -9,8 +9,9 @@ tables (as JSON text), so every browser session gets the same objects.
 
 Sessions only read these objects. A plan's own evaluation (:func:`evaluate_plan`) works on
 new layers (copies with the candidate stations added and closures removed) and a
-:class:`PlanAccess` that reuses the shared networks and place attachments read-only and
-attaches its own facilities, so one session's edits never reach the shared state.
+:class:`~coverage.pipeline.SharedRoadAccess` that reuses the shared networks and place
+attachments read-only and attaches its own facilities, so one session's edits never reach
+the shared state.
 """
 
 from __future__ import annotations
@@ -31,9 +32,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from coverage.attach import Attachment
 from coverage.errors import CoverageError
-from coverage.network import RoadNetwork
 from coverage.outputs.labels_zh import text
 from coverage.outputs.webmap import build_map
 from coverage.pipeline import Inputs, RoadAccess, load_inputs, rules_for_scenario, run_scenario
@@ -44,7 +43,6 @@ from coverage.siting.session import SitingSession
 from coverage.standards.rules import DistanceRule, Rule, TravelTimeRule
 
 __all__ = [
-    "PlanAccess",
     "app_map",
     "compare_results",
     "Region",
@@ -167,35 +165,6 @@ def siting_for(region: Region, tables: Sequence[Mapping[str, Any]], rule_id: str
                                      steps=Steps(verbosity=0))
 
 
-class PlanAccess(RoadAccess):
-    """Road access for a plan's facilities that reuses a region's networks read-only.
-
-    Networks and place attachments come from ``base`` (shared, unchanged); facilities are
-    attached anew, since the plan's facility layer differs from the region's.
-
-    Parameters
-    ----------
-    base
-        The region's road access.
-    inputs
-        The plan's layers (same places as ``base``, other facilities).
-    """
-
-    def __init__(self, base: RoadAccess, inputs: Inputs) -> None:
-        super().__init__(base.scenario, inputs, steps=Steps(verbosity=0))
-        self.base = base
-
-    def network(self, mode: str) -> RoadNetwork:
-        """Return the shared network of ``mode``."""
-        return self.base.network(mode)
-
-    def attachment(self, mode: str, layer: str) -> Attachment:
-        """Return the shared place attachment, or this plan's facility attachment."""
-        if layer == "places":
-            return self.base.attachment(mode, "places")
-        return super().attachment(mode, layer)
-
-
 def plan_inputs(
     region: Region,
     *,
@@ -271,7 +240,7 @@ def evaluate_plan(
     """
     scenario = plan_scenario(region, tables)
     inputs = plan_inputs(region, points=points, station_type=station_type, closed=closed)
-    access = PlanAccess(region.access, inputs)
+    access = region.access.with_facilities(inputs.facilities)
     result = run_scenario(scenario, inputs=inputs, access=access,
                           with_isochrones=with_isochrones, steps=Steps(verbosity=0))
     if proposals is not None and len(proposals):

@@ -193,7 +193,7 @@ def _parse_rule(
 ) -> Rule | None:
     start = len(problems)
     kind = table.get("rule")
-    if kind not in RULE_KINDS:
+    if not isinstance(kind, str) or kind not in RULE_KINDS:
         problems.append(Problem(
             f"{path}.rule",
             f"unknown rule {kind!r}" if kind is not None else "missing",
