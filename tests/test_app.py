@@ -18,7 +18,6 @@ from coverage.app import cache
 from coverage.app.i18n import detect_language, t
 from coverage.app.state import (
     Plan,
-    SessionFolder,
     SessionPlans,
     check_upload,
     load_plans,
@@ -29,6 +28,7 @@ from coverage.app.state import (
 from coverage.errors import CoverageError
 from coverage.facility_types import FACILITY_GROUPS
 from coverage.pipeline import rules_for_scenario
+from coverage.uploads import UploadStore
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
@@ -113,7 +113,7 @@ def test_uploads_checked_written_and_removed(tmp_path: Path) -> None:
     with pytest.raises(CoverageError, match="must end with"):
         check_upload("network", "roads.exe", 10)
     assert check_upload("boundaries", "../../etc/b.geojson", 10) == "b.geojson"
-    folder = SessionFolder()
+    folder = UploadStore(prefix="covplan-session-")
     data = ROOT / "data"
     files = {
         "facilities": ("andorra.geojson", (data / "facilities/andorra.geojson").read_bytes()),

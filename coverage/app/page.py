@@ -25,7 +25,6 @@ from coverage.app.i18n import detect_language, t
 from coverage.app.state import (
     UPLOAD_CRS,
     Plan,
-    SessionFolder,
     SessionPlans,
     load_plans,
     save_plans,
@@ -38,6 +37,7 @@ from coverage.outputs import write_outputs
 from coverage.pipeline import rules_for_scenario
 from coverage.standards.presets import list_presets, preset_info
 from coverage.standards.rules import DistanceRule, TravelTimeRule
+from coverage.uploads import UploadStore
 
 __all__ = ["render"]
 
@@ -67,9 +67,9 @@ def _lang() -> str:
     return str(_ss()["lang"])
 
 
-def _folder() -> SessionFolder:
+def _folder() -> UploadStore:
     if "folder" not in _ss() or not _ss()["folder"].alive:
-        _ss()["folder"] = SessionFolder()
+        _ss()["folder"] = UploadStore(prefix="covplan-session-")
     return _ss()["folder"]
 
 

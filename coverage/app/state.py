@@ -12,8 +12,6 @@ import copy
 import json
 import math
 import shutil
-import tempfile
-import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,6 +19,7 @@ from typing import Any
 
 from coverage.errors import CoverageError
 from coverage.standards.presets import list_presets, preset_tables
+from coverage.uploads import safe_name
 
 __all__ = [
     "FILE_FORMAT",
@@ -28,7 +27,6 @@ __all__ = [
     "UPLOAD_SUFFIXES",
     "Candidate",
     "Plan",
-    "SessionFolder",
     "SessionPlans",
     "check_upload",
     "load_plans",
@@ -346,32 +344,6 @@ UPLOAD_SUFFIXES: dict[str, tuple[str, ...]] = {
 UPLOAD_CRS: tuple[str, ...] = ("WGS-84", "GCJ-02", "BD-09", "CGCS2000")
 
 
-class SessionFolder:
-    """A private temporary folder for one browser session, removed when the session ends.
-
-    The folder is deleted when this object is garbage-collected (Streamlit drops a session's
-    state when the browser tab closes) or at interpreter exit, whichever comes first.
-    """
-
-    def __init__(self, *, prefix: str = "covplan-session-") -> None:
-        self.path = Path(tempfile.mkdtemp(prefix=prefix))
-        self._finalizer = weakref.finalize(self, shutil.rmtree, str(self.path), True)
-
-    def cleanup(self) -> None:
-        """Remove the folder now."""
-        self._finalizer()
-
-    @property
-    def alive(self) -> bool:
-        """True while the folder has not been removed."""
-        return self._finalizer.alive
-
-
-def _safe_name(name: str) -> str:
-    stem = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in Path(name).name)
-    return stem.lstrip(".") or "upload"
-
-
 def check_upload(role: str, name: str, size: int) -> str:
     """Check an uploaded file's role, ending and size; return a safe file name for it.
 
@@ -382,7 +354,7 @@ def check_upload(role: str, name: str, size: int) -> str:
     """
     if role not in UPLOAD_LIMITS_MB:
         raise CoverageError(f"unknown upload role {role!r}; use one of {list(UPLOAD_LIMITS_MB)}")
-    safe = _safe_name(name)
+    safe = safe_name(name)
     lower = safe.lower()
     if not lower.endswith(UPLOAD_SUFFIXES[role]):
         raise CoverageError(
