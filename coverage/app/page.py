@@ -360,6 +360,18 @@ def _map(lang: str, path: str, tkey: str, plan: Plan, region: cache.Region, siti
             st.rerun()
 
 
+def _take_click(plan: Plan, siting: Any) -> None:
+    """Add the station of a map click before anything is drawn, so one page run shows it.
+
+    ``st_folium`` keeps its last value in the session state under its key; reading it here
+    saves the second page run that reacting after the map is drawn would need.
+    """
+    click = (_ss().get("map") or {}).get("last_clicked")
+    if click and click != _ss().get("last_click"):
+        _ss()["last_click"] = click
+        _add_point(plan, siting, float(click["lng"]), float(click["lat"]))
+
+
 def _candidates(lang: str, plan: Plan, siting: Any, region: cache.Region) -> None:
     st.subheader(t("candidates", lang))
     if _ss().get("point_error"):
@@ -593,6 +605,7 @@ def render() -> None:
         st.caption(region.scenario.description)
         rule = _siting_controls(lang, region, rules, plan)
         siting = cache.shared_siting(path, tkey, rule.id) if rule is not None else None
+        _take_click(plan, siting)
         whatif = siting.apply_points(plan.points, closed=plan.closed) if siting else None
         result = _plan_result(region, path, tables, tkey, plan, baseline)
     except CoverageError as exc:
