@@ -12,11 +12,14 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from coverage.errors import CoverageError, InputError, Problem
 from coverage.progress import Steps
 from coverage.scenario import Scenario
+
+if TYPE_CHECKING:
+    from coverage.results import RunResult
 
 __all__ = [
     "EXIT_BAD_INPUT",
@@ -27,6 +30,7 @@ __all__ = [
     "audit_job",
     "expand_scenarios",
     "load_job_scenario",
+    "run_and_write",
     "run_many",
     "select_modes",
 ]
@@ -208,6 +212,35 @@ def load_job_scenario(
     return select_modes(load_scenario_with_overrides(path, extra), modes)
 
 
+def run_and_write(
+    scenario: Scenario, out_dir: str | Path | None, *, steps: Steps, new_sites: int = 0
+) -> tuple[RunResult, Path]:
+    """Run a checked scenario and write every output; return the result and the folder.
+
+    Parameters
+    ----------
+    scenario
+        A checked scenario.
+    out_dir
+        Output folder, or None for the scenario's own ``outputs.dir``.
+    steps
+        Progress display.
+    new_sites
+        Also propose this many new sites.
+    """
+    from coverage.outputs import write_outputs
+    from coverage.pipeline import run_scenario
+
+    result = run_scenario(scenario, steps=steps, new_sites=new_sites)
+    folder = Path(out_dir) if out_dir else Path(scenario.outputs["dir"])
+    with steps.step("Writing outputs"):
+        write_outputs(
+            result, folder, language=scenario.outputs.get("language", scenario.language),
+            steps=steps,
+        )
+    return result, folder
+
+
 def audit_job(
     scenario_path: str,
     out_dir: str | None,
@@ -243,20 +276,12 @@ def audit_job(
         input; 3 with the traceback for anything unexpected. Nothing is written unless the
         run finished (outputs are written all or nothing).
     """
-    from coverage.outputs import write_outputs
-    from coverage.pipeline import run_scenario
-
     steps = Steps(verbosity=verbosity)
     try:
         scenario = load_job_scenario(
             scenario_path, assignments=assignments, language=language, modes=modes
         )
-        result = run_scenario(scenario, steps=steps, new_sites=new_sites)
-        folder = Path(out_dir) if out_dir else Path(scenario.outputs["dir"])
-        with steps.step("Writing outputs"):
-            write_outputs(
-                result, folder, language=scenario.outputs.get("language", scenario.language)
-            )
+        result, folder = run_and_write(scenario, out_dir, steps=steps, new_sites=new_sites)
     except CoverageError as exc:
         return Outcome(str(scenario_path), EXIT_BAD_INPUT, error=str(exc))
     except OSError as exc:

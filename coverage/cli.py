@@ -185,15 +185,10 @@ def audit(
 
 
 def _run_one(path, out, assignments, lang, modes, new_sites, steps):
-    from coverage.outputs import write_outputs
-    from coverage.pipeline import run_scenario
+    from coverage.batch import run_and_write
 
-    scenario = _load(path, assignments, lang, modes)
-    result = run_scenario(scenario, steps=steps, new_sites=new_sites)
-    folder = Path(out) if out else Path(scenario.outputs["dir"])
-    with steps.step("Writing outputs"):
-        write_outputs(result, folder, language=scenario.outputs.get("language", scenario.language))
-    return result, folder
+    return run_and_write(_load(path, assignments, lang, modes), out, steps=steps,
+                         new_sites=new_sites)
 
 
 def _print_summary(result, folder: Path, steps: Steps) -> None:
@@ -202,7 +197,7 @@ def _print_summary(result, folder: Path, steps: Steps) -> None:
     for row in result.summary.itertuples():
         value = row.region_value
         share = str(row.value_unit).startswith("share") and value == value
-        shown = f"{value:.1%}" if share else f"{value:.4g}"
+        shown = "-" if value != value else f"{value:.1%}" if share else f"{value:.4g}"
         click.echo(
             f"{row.rule_id:<10} {row.region_status:<15} units passing "
             f"{row.units_pass}/{row.units_checked}  region: {shown} {row.value_unit}"

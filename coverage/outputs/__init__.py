@@ -26,6 +26,7 @@ from coverage.errors import CoverageError
 from coverage.outputs.atomic import staged_directory
 from coverage.outputs.labels_zh import check_language
 from coverage.outputs.manifest import file_sha256, manifest_digest, manifest_json
+from coverage.progress import Steps
 from coverage.results import RunResult
 
 __all__ = ["OUTPUT_NAMES", "write_outputs"]
@@ -122,6 +123,7 @@ def write_outputs(
     *,
     language: str | None = None,
     formats: Iterable[str] | None = None,
+    steps: Steps | None = None,
 ) -> dict[str, Path]:
     """Write the exports of ``result`` into ``out_dir``, all or nothing.
 
@@ -137,6 +139,8 @@ def write_outputs(
         ``"zh"`` or ``"en"``; default the run's language.
     formats
         File names to write (a subset of :data:`OUTPUT_NAMES`); default all.
+    steps
+        Progress display: a bar over the files (hidden when quiet or None).
 
     Returns
     -------
@@ -155,9 +159,9 @@ def write_outputs(
     manifest = dict(result.manifest)
     writers = _writers(result, lang, manifest)
     with staged_directory(out_dir) as staging:
-        for name in names:
-            if name == "manifest.json":
-                continue
+        files = [n for n in names if n != "manifest.json"]
+        shown = steps.bar(files, "Writing outputs", total=len(files)) if steps else files
+        for name in shown:
             writers[name](staging / name)
         if "manifest.json" in names:
             document = {
