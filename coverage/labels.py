@@ -58,18 +58,19 @@ URBAN_RURAL_LABELS: dict[str, tuple[str, str]] = {
     "rural": ("乡村", "rural"),
 }
 
-#: Result column -> (Chinese, English), for every table the audit returns.
+#: Result column -> (Chinese, English), for every table the audit returns and the exports
+#: write (the one place these headings are defined; the exports add only their own columns).
 COLUMN_LABELS: dict[str, tuple[str, str]] = {
-    "rule_id": ("标准编号", "rule id"),
+    "rule_id": ("规则编号", "rule id"),
     "rule": ("标准类型", "rule kind"),
-    "title": ("标准名称", "standard"),
-    "unit_id": ("单元代码", "unit id"),
+    "title": ("规则", "standard"),
+    "unit_id": ("单元编码", "unit id"),
     "unit_name": ("单元名称", "unit"),
     "level": ("层级", "level"),
-    "status": ("结果", "status"),
-    "value": ("实测值", "measured value"),
+    "status": ("状态", "status"),
+    "value": ("指标值", "measured value"),
     "threshold": ("标准值", "threshold"),
-    "margin": ("差值", "margin"),
+    "margin": ("差距", "margin"),
     "value_unit": ("单位", "unit of value"),
     "population": ("人口", "population"),
     "covered_population": ("覆盖人口", "covered population"),
@@ -77,8 +78,10 @@ COLUMN_LABELS: dict[str, tuple[str, str]] = {
     "needed": ("需设置数", "facilities needed"),
     "criterion": ("标准内容", "criterion"),
     "evidence": ("依据", "evidence"),
-    "place_id": ("居民点代码", "place id"),
-    "urban_rural": ("城乡属性", "urban/rural"),
+    "rule_name": ("规则", "standard"),
+    "share": ("覆盖率", "share covered"),
+    "place_id": ("居民点编码", "place id"),
+    "urban_rural": ("城乡", "urban/rural"),
     "ur_source": ("城乡属性来源", "urban/rural source"),
     "limit": ("时限/距离", "limit"),
     "facility_id": ("最近机构代码", "nearest facility id"),
@@ -91,8 +94,8 @@ COLUMN_LABELS: dict[str, tuple[str, str]] = {
     "region_value": ("全域实测值", "region value"),
     "region_status": ("全域结果", "region status"),
     "total_needed": ("需新增机构数", "facilities to add"),
-    "source": ("出处", "source"),
-    "quote": ("原文", "quote"),
+    "source": ("来源文件", "source document"),
+    "quote": ("规划原文", "plan wording (quote)"),
 }
 
 

@@ -93,7 +93,7 @@ def test_labels_in_both_languages() -> None:
     assert facility_type_label("medical_institutions", language="zh") == "医疗卫生机构"
     table = pd.DataFrame({"rule_id": ["BZ-12"], "status": ["fail"], "rule": ["travel_time"]})
     zh = translate_table(table, language="zh")
-    assert list(zh.columns) == ["标准编号", "结果", "标准类型"]
+    assert list(zh.columns) == ["规则编号", "状态", "标准类型"]
     assert zh.iloc[0].tolist() == ["BZ-12", "未达标", "通行时间覆盖"]
     with pytest.raises(CoverageError, match="language"):
         label("pass", language="fr")

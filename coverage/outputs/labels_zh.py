@@ -27,27 +27,10 @@ __all__ = [
 
 LANGUAGES = ("en", "zh")
 
-#: Column headings of units.csv/xlsx, places.csv and the summary sheet.
+#: Headings of the exports' own columns; the audit's columns are in coverage.labels.
 COLUMNS: dict[str, tuple[str, str]] = {
-    "unit_id": ("单元编码", "unit_id"),
-    "unit_name": ("单元名称", "unit_name"),
-    "level": ("层级", "level"),
-    "rule_id": ("规则编号", "rule_id"),
-    "rule_name": ("规则", "rule_name"),
-    "status": ("状态", "status"),
-    "value": ("指标值", "value"),
-    "threshold": ("标准值", "threshold"),
-    "margin": ("差距", "margin"),
-    "population": ("人口", "population"),
-    "covered_population": ("覆盖人口", "covered_population"),
-    "share": ("覆盖率", "share"),
-    "evidence": ("依据", "evidence"),
-    "quote": ("规划原文", "plan wording (quote)"),
-    "source": ("来源文件", "source document"),
     "units_passing": ("达标单元数", "units_passing"),
     "units_total": ("单元总数", "units_total"),
-    "place_id": ("居民点编码", "place_id"),
-    "urban_rural": ("城乡", "urban_rural"),
     "lon": ("经度", "lon"),
     "lat": ("纬度", "lat"),
     "nearest": ("最近机构", "nearest"),
