@@ -346,7 +346,7 @@ def app_map(result: RunResult, *, language: str) -> folium.Map:
     their popup, so that a click on the map adds a station (the unit numbers are in the
     results table); facilities and places keep their popups.
     """
-    fmap = build_map(result, language=language)
+    fmap = build_map(result, language=language, legend_open=False)
     fmap.default_js = [("leaflet", _data_uri("leaflet.js", "text/javascript"))]
     fmap.default_css = [("leaflet_css", _data_uri("leaflet.css", "text/css"))]
     header = fmap.get_root().header

@@ -243,8 +243,8 @@ def _tooltip(fields: list[str], aliases: list[str]) -> folium.GeoJsonTooltip:
     return folium.GeoJsonTooltip(fields=fields, aliases=[_e(a) for a in aliases], labels=True)
 
 
-def _legend_html(result: RunResult, lang: str) -> str:
-    rows: list[str] = [f"<b>{_e(text('legend', lang))}</b>"]
+def _legend_html(result: RunResult, lang: str, *, legend_open: bool = True) -> str:
+    rows: list[str] = []
 
     def swatch(colour: str, label: str, *, round_: bool = False) -> str:
         radius = "50%" if round_ else "2px"
@@ -274,11 +274,13 @@ def _legend_html(result: RunResult, lang: str) -> str:
         rows.append(swatch(PROPOSAL_COLOUR, text("proposals", lang), round_=True))
     rows.append(f"<div style='margin-top:6px;font-size:11px'>{_e(ATTRIBUTION)}</div>")
     body = "".join(rows)
+    # a <details> box: the reader can fold the legend away where it hides the map
     return (
         '<div id="map-legend" style="position:fixed;bottom:70px;left:10px;z-index:1000;'
         "background:rgba(255,255,255,0.92);padding:8px 10px;border:1px solid #999;"
         'border-radius:4px;font:12px/1.4 sans-serif;max-height:70vh;overflow:auto">'
-        f"{body}</div>"
+        f'<details{" open" if legend_open else ""}><summary style="cursor:pointer">'
+        f"<b>{_e(text('legend', lang))}</b></summary>{body}</details></div>"
     )
 
 
@@ -493,7 +495,11 @@ def _leaflet_element() -> Element:
 
 
 def build_map(
-    result: RunResult, *, language: str | None = None, manifest: Mapping[str, Any] | None = None
+    result: RunResult,
+    *,
+    language: str | None = None,
+    manifest: Mapping[str, Any] | None = None,
+    legend_open: bool = True,
 ) -> folium.Map:
     """Build the Folium map of a run (see the module docstring for its contents).
 
@@ -505,6 +511,8 @@ def build_map(
         ``"zh"`` or ``"en"``; default the run's language.
     manifest
         Embedded as ``<script type="application/json" id="run-manifest">`` when given.
+    legend_open
+        Show the legend unfolded (the reader can fold and unfold it).
     """
     lang = check_language(language or result.language)
     bounds = result.units.to_crs("EPSG:4326").total_bounds
@@ -566,7 +574,9 @@ def build_map(
         proposals.add_to(fmap)
     folium.LayerControl(collapsed=False).add_to(fmap)
     root.html.add_child(Element(_title_html(result)), name="map_title")
-    root.html.add_child(Element(_legend_html(result, lang)), name="map_legend")
+    root.html.add_child(
+        Element(_legend_html(result, lang, legend_open=legend_open)), name="map_legend"
+    )
     fmap.fit_bounds([[bounds[1], bounds[0]], [bounds[3], bounds[2]]])
     return fmap
 
