@@ -462,3 +462,13 @@ def test_unexpected_error_exit_3_traceback_only_with_v(monkeypatch):
     _no_traceback(result)
     result = _invoke("-v", "validate", ANDORRA)
     assert result.exit_code == 3 and "Traceback" in result.stderr
+
+
+def test_places_csv_says_which_source_decided_urban_or_rural(audit_run):
+    _, out = audit_run
+    places = pd.read_csv(out / "places.csv")
+    shipped = gpd.read_file(PLACES).set_index("place_id")
+    # the scenario names the places' own urban_rural column, so that column decided
+    assert set(places["ur_source"]) == {"column"}
+    expected = shipped.loc[places["place_id"], "urban_rural"].to_numpy()
+    assert (places["urban_rural"].to_numpy() == expected).all()

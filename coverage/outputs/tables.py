@@ -181,7 +181,8 @@ def place_modes(places: pd.DataFrame) -> list[str]:
 def places_table(result: RunResult, *, language: str | None = None) -> pd.DataFrame:
     """One row per population place with its nearest facility and minutes by each mode.
 
-    Columns (English): place_id, unit_id, unit_name, population, urban_rural, lon, lat, then
+    Columns (English): place_id, unit_id, unit_name, population, urban_rural, ur_source, lon,
+    lat, then
     per mode ``m``: nearest_<m> (facility_id), nearest_name_<m>, minutes_<m> (2 decimals,
     empty when the place cannot reach any facility). In Chinese the per-mode headings are
     ``最近机构（步行）`` and so on.
@@ -201,6 +202,8 @@ def places_table(result: RunResult, *, language: str | None = None) -> pd.DataFr
             "urban_rural": (
                 places["urban_rural"].to_numpy() if "urban_rural" in places else None
             ),
+            # which source decided urban or rural: column, nbs, density or default
+            "ur_source": places["ur_source"].to_numpy() if "ur_source" in places else None,
             "lon": places.geometry.x.round(6).to_numpy(),
             "lat": places.geometry.y.round(6).to_numpy(),
         }
