@@ -109,9 +109,13 @@ def load_inputs(scenario: Scenario, *, steps: Steps | None = None) -> Inputs:
         )
         pop = dict(scenario.population)
         density = pop.pop("urban_density_per_km2", None)
+        nbs_code_column = pop.pop("nbs_code_column", None)
         places = load_population(pop.pop("path", None), kind=pop.pop("kind"), units=units, **pop)
+        # urban or rural, in order: the user's column, the NBS urban-rural code, the density
         column = "urban_rural" if places["urban_rural"].notna().any() else None
-        places = classify_places(places, column=column, density_per_km2=density)
+        places = classify_places(
+            places, column=column, nbs_code_column=nbs_code_column, density_per_km2=density
+        )
         check_facilities_within(facilities, units)
     notes = [str(w.message) for w in caught if issubclass(w.category, InputWarning)]
     for note in notes:

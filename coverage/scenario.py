@@ -63,6 +63,7 @@ SECTION_KEYS: dict[str, dict[str, tuple[bool, type | tuple[type, ...]]]] = {
         "population_column": (False, str),
         "id_column": (False, str),
         "urban_rural_column": (False, str),
+        "nbs_code_column": (False, str),
         "crs": (False, str),
         "urban_density_per_km2": (False, (int, float)),
     },
