@@ -835,6 +835,21 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _trusted_cache_file(path: Path) -> bool:
+    """Return True when a cache file may be unpickled (unpickling runs code).
+
+    Only files owned by this user and not writable by others, in a folder not writable by
+    others, are read; anything else is rebuilt from the source instead.
+    """
+    if not hasattr(os, "getuid"):
+        return True
+    for item in (path, path.parent):
+        info = item.stat()
+        if info.st_uid != os.getuid() or info.st_mode & 0o022:
+            return False
+    return True
+
+
 def build_network(
     source: str | Path,
     *,
@@ -902,7 +917,7 @@ def build_network(
         parts.append(str(dem) if dem is not None else "")
         key = hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
         cache_file = Path(cache_dir).expanduser() / f"{path.name}.{m.name}.{key}.pkl"
-        if cache_file.is_file():
+        if cache_file.is_file() and _trusted_cache_file(cache_file):
             try:
                 with open(cache_file, "rb") as fh:
                     net = pickle.load(fh)
@@ -939,7 +954,7 @@ def build_network(
     net.report.seconds = time.perf_counter() - t0
     if cache_file is not None:
         try:
-            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            cache_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             tmp = cache_file.with_suffix(f".tmp{os.getpid()}")
             with open(tmp, "wb") as fh:
                 pickle.dump(net, fh, protocol=pickle.HIGHEST_PROTOCOL)

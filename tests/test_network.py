@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import networkx as nx
 import numpy as np
 import osmnx as ox
@@ -157,3 +159,28 @@ def test_walk_with_dem_uses_tobler_uphill_and_downhill(tmp_path) -> None:
         assert net.time_s[e] / net.time_s[r] == pytest.approx(expected, rel=1e-6)
         checked += 1
     assert checked > 50
+
+
+def test_cache_file_writable_by_others_is_not_unpickled(tmp_path):
+    """Unpickling runs code: a cache file others could have written is rebuilt instead."""
+    import os
+    import pickle
+
+    from coverage.network import build_network
+
+    pbf = Path(__file__).resolve().parents[1] / "data" / "osm" / "liechtenstein-2013-08-03.osm.pbf"
+    first = build_network(pbf, mode="drive", cache_dir=tmp_path)
+    (cache_file,) = tmp_path.glob("*.pkl")
+    # a valid network object, marked, is read back while the file is only ours ...
+    first.report.cache_file = "PLANTED"
+    with open(cache_file, "wb") as fh:
+        pickle.dump(first, fh)
+    os.chmod(cache_file, 0o644)
+    assert build_network(pbf, mode="drive", cache_dir=tmp_path).report.from_cache
+    # ... but not once others may write it: then it is rebuilt from the PBF
+    with open(cache_file, "wb") as fh:
+        pickle.dump(first, fh)
+    os.chmod(cache_file, 0o666)
+    again = build_network(pbf, mode="drive", cache_dir=tmp_path)
+    assert not again.report.from_cache
+    assert again.n_nodes == first.n_nodes
