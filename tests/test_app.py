@@ -238,3 +238,22 @@ def test_edited_threshold_changes_the_metric(region: cache.Region) -> None:
     assert expected > _covered_bz12(region)
     assert _number(_metric(at, "Population covered (BZ-12)").value) == pytest.approx(
         expected, abs=0.5)
+
+
+def test_propose_sites_in_the_app_matches_the_package(region: cache.Region) -> None:
+    """"Propose N sites" shows the optimiser's sites; adding them gives the claimed coverage."""
+    at = _app()
+    at.number_input(key="w_n").set_value(2)
+    at.button(key="w_propose").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    shown = next(d.value for d in at.dataframe if "site_id" in d.value.columns)
+    tables = standards_tables(region.scenario.standards)
+    session = cache.shared_siting(str(ANDORRA), cache.standards_key(tables), "BZ-12")
+    expected = session.propose(2)
+    assert list(shown["site_id"]) == list(expected.sites["site_id"])
+    # add them to the plan: the headline metric equals the proposal's claimed coverage
+    at.button(key="w_add_proposals").click().run()
+    assert not at.exception
+    claimed = float(expected.sites["covered_population"].iloc[-1])
+    assert _number(_metric(at, "Population covered (BZ-12)").value) == pytest.approx(
+        claimed, abs=0.5)
