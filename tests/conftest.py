@@ -64,3 +64,22 @@ def andorra_drive(network_cache: Path):
 @pytest.fixture(scope="session")
 def synthetic_osm(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_synthetic_osm(tmp_path_factory.mktemp("synthetic") / "synthetic.osm")
+
+
+@pytest.fixture(scope="session")
+def pois():
+    """The real health POIs of the Liechtenstein extract (node id, name, type, lon, lat)."""
+    import osmium
+    import pandas as pd
+
+    from coverage.facility_types import facility_type_from_osm
+
+    pbf = Path(__file__).resolve().parents[1] / "data" / "osm" / "liechtenstein-2013-08-03.osm.pbf"
+    rows = []
+    for obj in osmium.FileProcessor(str(pbf), osmium.osm.NODE):
+        kind = facility_type_from_osm(dict(obj.tags))
+        if kind is not None:
+            rows.append({"id": f"n{obj.id}", "name": obj.tags.get("name", "unnamed"),
+                         "type": kind, "lon": obj.location.x / 1e7, "lat": obj.location.y / 1e7})
+    assert rows[0]["id"] == "n6245"  # Liechtensteinisches Landesspital
+    return pd.DataFrame(rows)

@@ -34,7 +34,7 @@ from shapely.geometry import LineString, MultiPoint, Point, Polygon
 from coverage import _io
 from coverage.cli import main
 from coverage.errors import CoverageError, InputError, InputWarning
-from coverage.facility_types import FACILITY_TYPES, facility_type_from_osm
+from coverage.facility_types import FACILITY_TYPES
 from coverage.loaders import load_boundaries, load_facilities, load_population
 from coverage.network import build_network
 from coverage.scenario import load_scenario
@@ -47,18 +47,6 @@ LI_TOML = REPO / "data" / "scenarios" / "liechtenstein.toml"
 
 
 # ----------------------------------------------------------------------------------- helpers
-@pytest.fixture(scope="module")
-def pois() -> pd.DataFrame:
-    """The real health POIs of the Liechtenstein extract (node id, name, type, lon, lat)."""
-    rows = []
-    for obj in osmium.FileProcessor(str(LI_PBF), osmium.osm.NODE):
-        kind = facility_type_from_osm(dict(obj.tags))
-        if kind is not None:
-            rows.append({"id": f"n{obj.id}", "name": obj.tags.get("name", "unnamed"),
-                         "type": kind, "lon": obj.location.lon, "lat": obj.location.lat})
-    return pd.DataFrame(rows)
-
-
 @pytest.fixture(scope="module")
 def li_units() -> gpd.GeoDataFrame:
     return gpd.read_file(LI_BOUNDARIES)

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
-import osmium
 import pandas as pd
 import pytest
 import rasterio
@@ -21,7 +20,7 @@ from affine import Affine
 from shapely.geometry import Point, Polygon
 
 from coverage.errors import CoverageError, InputError, InputWarning
-from coverage.facility_types import FACILITY_TYPES, facility_type_from_osm
+from coverage.facility_types import FACILITY_TYPES
 from coverage.loaders import (
     check_facilities_within,
     load_boundaries,
@@ -32,18 +31,6 @@ from coverage.loaders import (
 REPO = Path(__file__).resolve().parents[1]
 LI_PBF = REPO / "data" / "osm" / "liechtenstein-2013-08-03.osm.pbf"
 LI_BOUNDARIES = REPO / "data" / "boundaries" / "liechtenstein_municipalities.geojson"
-
-
-@pytest.fixture(scope="module")
-def pois() -> pd.DataFrame:
-    rows = []
-    for obj in osmium.FileProcessor(str(LI_PBF), osmium.osm.NODE):
-        kind = facility_type_from_osm(dict(obj.tags))
-        if kind is not None:
-            rows.append({"id": f"n{obj.id}", "name": obj.tags.get("name", "unnamed"),
-                         "type": kind, "lon": obj.location.x / 1e7, "lat": obj.location.y / 1e7})
-    assert rows[0]["id"] == "n6245"  # Liechtensteinisches Landesspital
-    return pd.DataFrame(rows)
 
 
 @pytest.fixture(scope="module")
