@@ -33,7 +33,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):  # lazy: keep `import coverage` light for the CLI's --help
+def __getattr__(name: str) -> object:  # lazy: `import coverage` stays light for --help
     if name == "load_scenario":
         from coverage.scenario import load_scenario
 

@@ -13,7 +13,7 @@ import sys
 import traceback
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -26,6 +26,10 @@ from coverage.batch import (
 )
 from coverage.errors import CoverageError
 from coverage.progress import Steps
+
+if TYPE_CHECKING:
+    from coverage.results import RunResult
+    from coverage.scenario import Scenario
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_CRASHED", "EXIT_FAIL", "EXIT_PASS", "main"]
 
@@ -73,7 +77,14 @@ class _Group(click.Group):
                 ctx.exit(EXIT_CRASHED)
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
     click.echo(f"Warning: {message}", err=True)
 
 
@@ -97,7 +108,9 @@ def _scenario_options(func: Any) -> Any:
     return func
 
 
-def _load(path: str, assignments: tuple[str, ...], lang: str | None, modes: tuple[str, ...]):
+def _load(
+    path: str, assignments: tuple[str, ...], lang: str | None, modes: tuple[str, ...]
+) -> Scenario:
     return load_job_scenario(path, assignments=assignments, language=lang, modes=modes)
 
 
@@ -184,14 +197,22 @@ def audit(
     ctx.exit(worst)
 
 
-def _run_one(path, out, assignments, lang, modes, new_sites, steps):
+def _run_one(
+    path: str | Path,
+    out: str | None,
+    assignments: tuple[str, ...],
+    lang: str | None,
+    modes: tuple[str, ...],
+    new_sites: int,
+    steps: Steps,
+) -> tuple[RunResult, Path]:
     from coverage.batch import run_and_write
 
     return run_and_write(_load(path, assignments, lang, modes), out, steps=steps,
                          new_sites=new_sites)
 
 
-def _print_summary(result, folder: Path, steps: Steps) -> None:
+def _print_summary(result: RunResult, folder: Path, steps: Steps) -> None:
     if steps.verbosity == 0:
         return
     for row in result.summary.itertuples():

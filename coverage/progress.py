@@ -6,7 +6,7 @@ import sys
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import TextIO, TypeVar
 
 from tqdm import tqdm
 
@@ -26,7 +26,7 @@ class Steps:
         Where progress goes; standard error by default so that standard output stays clean.
     """
 
-    def __init__(self, *, verbosity: int = 1, stream=None) -> None:
+    def __init__(self, *, verbosity: int = 1, stream: TextIO | None = None) -> None:
         self.verbosity = verbosity
         self.stream = stream if stream is not None else sys.stderr
         self.timings: dict[str, float] = {}

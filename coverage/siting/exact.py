@@ -25,7 +25,7 @@ import re
 import tempfile
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -119,7 +119,7 @@ def _covering_groups(problem: SitingProblem, rows: np.ndarray) -> _Model:
 
 
 def _pairs(
-    matrix: sp.csr_matrix, rows: np.ndarray, keep_fn
+    matrix: sp.csr_matrix, rows: np.ndarray, keep_fn: Callable[[np.ndarray, np.ndarray], np.ndarray]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(place, row, minutes) of the stored entries of ``rows`` where ``keep_fn`` is True."""
     sub = matrix[rows].tocoo()  # row fancy-indexing keeps explicitly stored zeros
