@@ -120,6 +120,11 @@ def test_siting_proposal_raises_coverage_to_what_it_claims(run) -> None:
             for s in proposal.sites["site_id"]]
     check = session.whatif.apply(add=rows).covered_after
     assert claimed == pytest.approx(check)
+    # each site's gain is what it adds to the sites ranked before it
+    gains = proposal.sites["gain"].to_numpy()
+    assert gains[0] == pytest.approx(session.whatif.apply(add=rows[:1]).delta)
+    assert gains.sum() == pytest.approx(claimed - session.whatif.apply().covered_after)
+    assert (gains > 0).all()
     # independently: the same sites as point rows from the engine
     again = session.whatif.apply(
         add=[session.point_row(p.x, p.y) for p in proposal.sites.geometry]

@@ -41,8 +41,9 @@ class Proposal:
     Attributes
     ----------
     sites
-        One row per proposed site: site_id, rank, covered_population (cumulative),
-        covered_share, Point geometry (EPSG:4326).
+        One row per proposed site: site_id, rank, covered_population (cumulative, with the
+        sites of lower rank), covered_share, gain (population this site adds), Point geometry
+        (EPSG:4326).
     result
         The solver's result (method, solver, objective, gap, notes).
     curve
@@ -219,6 +220,7 @@ class SitingSession:
                 "method": result.method,
                 "covered_population": covered,
                 "covered_share": [c / total for c in covered],
+                "gain": np.diff([self.whatif.apply().covered_after, *covered]),
             },
             geometry=chosen.geometry.to_numpy(),
             crs="EPSG:4326",
