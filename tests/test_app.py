@@ -28,6 +28,7 @@ from coverage.app.state import (
 from coverage.errors import CoverageError
 from coverage.facility_types import FACILITY_GROUPS
 from coverage.pipeline import rules_for_scenario
+from coverage.standards.presets import load_preset
 from coverage.uploads import UploadStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -223,6 +224,11 @@ def test_sessions_do_not_share_edits_and_chinese_interface(region: cache.Region)
     second.radio(key="lang").set_value("zh").run()
     assert second.title[0].value == "卫生服务可及性规划"
     assert np.isclose(_number(_metric(second, "覆盖人口").value), baseline, atol=0.5)
+    # in Chinese the standards read in the plan's own wording (the preset's title_zh)
+    bz12 = next(r for r in load_preset("bazhong") if r.id == "BZ-12")
+    assert second.selectbox(key="w_siting").format_func("BZ-12") == f"BZ-12 · {bz12.title_zh}"
+    summary = next(d.value for d in second.dataframe if "BZ-12 %" in d.value.columns)
+    assert "达标单元数" in summary.columns
 
 
 def test_edited_threshold_changes_the_metric(region: cache.Region) -> None:

@@ -304,13 +304,18 @@ def shared_siting(path: str, tables_json: str, rule_id: str) -> SitingSession:
     return siting_for(shared_region(path), json.loads(tables_json), rule_id)
 
 
-def compare_results(results: Mapping[str, RunResult]) -> pd.DataFrame:
+def compare_results(
+    results: Mapping[str, RunResult], *, language: str = "en"
+) -> pd.DataFrame:
     """Side-by-side comparison: one column per scenario, one row per measure.
 
     Rows are the share of residents covered by every coverage standard (as a percentage)
     and the number of units passing every standard, so scenarios with the same standards
     line up; a standard a scenario does not have is blank.
     """
+    passing_row, checked_row = (
+        ("达标单元数", "检查单元数") if language == "zh" else ("units passing", "units checked")
+    )
     rows: dict[str, dict[str, float]] = {}
     for name, result in results.items():
         coverage = rule_coverage(result)
@@ -318,8 +323,8 @@ def compare_results(results: Mapping[str, RunResult]) -> pd.DataFrame:
             if pd.notna(row["share"]):
                 rows.setdefault(f"{rule_id} %", {})[name] = round(100 * float(row["share"]), 2)
         passing, total = units_passing(result)
-        rows.setdefault("units passing", {})[name] = float(passing)
-        rows.setdefault("units checked", {})[name] = float(total)
+        rows.setdefault(passing_row, {})[name] = float(passing)
+        rows.setdefault(checked_row, {})[name] = float(total)
     return pd.DataFrame.from_dict(rows, orient="index")[list(results)]
 
 

@@ -189,7 +189,7 @@ def _standards_panel(lang: str, region: cache.Region, plan: Plan) -> list[dict[s
         for rule in cache.travel_rules(rules):
             attr = "km" if isinstance(rule, DistanceRule) else "minutes"
             value = getattr(rule, attr)
-            title = rule.title_zh if lang == "zh" and rule.title_zh else rule.title
+            title = _rule_title(rule, lang)
             st.caption(f"{rule.id} · {title}")
             subs = dict(value) if isinstance(value, dict) else {"": float(value)}
             new = {}
@@ -205,6 +205,11 @@ def _standards_panel(lang: str, region: cache.Region, plan: Plan) -> list[dict[s
 
 
 # ---------------------------------------------------------------------------- main area
+def _rule_title(rule: Any, lang: str) -> str:
+    """Return the rule's title in the interface language (the plan's Chinese wording in zh)."""
+    return rule.title_zh if lang == "zh" and rule.title_zh else rule.title
+
+
 def _siting_controls(lang: str, region: cache.Region, rules: list, plan: Plan
                      ) -> TravelTimeRule | None:
     travel = [r for r in rules if isinstance(r, TravelTimeRule)]
@@ -218,7 +223,7 @@ def _siting_controls(lang: str, region: cache.Region, rules: list, plan: Plan
     cols = st.columns([2, 2, 3])
     rid = cols[0].selectbox(
         t("siting_rule", lang), ids, key="w_siting",
-        format_func=lambda i: f"{i} · {next(r.title for r in travel if r.id == i)}",
+        format_func=lambda i: f"{i} · {_rule_title(next(r for r in travel if r.id == i), lang)}",
     )
     rule = next(r for r in travel if r.id == rid)
     types = list(rule.facility_types)
@@ -287,7 +292,9 @@ def _metrics(lang: str, rule: TravelTimeRule | None, whatif: Any, baseline: Any,
     base_met = int((baseline.summary["region_status"] == "pass").sum())
     cols[2].metric(t("rules_passing", lang), f"{met} / {len(result.summary)}",
                    delta=(met - base_met) or None)
-    comparison = cache.compare_results({t("before", lang): baseline, t("after", lang): result})
+    comparison = cache.compare_results(
+        {t("before", lang): baseline, t("after", lang): result}, language=lang
+    )
     comparison[t("delta", lang)] = comparison.iloc[:, 1] - comparison.iloc[:, 0]
     st.dataframe(comparison.T, width="stretch", key="metrics_table")
 
@@ -501,7 +508,8 @@ def _scenarios(lang: str, plans: SessionPlans, region: cache.Region, path: str,
             _error(exc)
     if len(results) > 2:
         st.markdown(f"**{t('compare', lang)}**")
-        st.dataframe(cache.compare_results(results), width="stretch", key="compare_table")
+        st.dataframe(cache.compare_results(results, language=lang), width="stretch",
+                     key="compare_table")
         cols = st.columns([2, 1])
         cols[0].selectbox(t("restore", lang), list(plans.named), key="w_restore")
 
