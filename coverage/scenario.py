@@ -131,11 +131,6 @@ class Scenario:
     raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
 
     @property
-    def folder(self) -> Path:
-        """The folder relative paths in the file resolve against."""
-        return self.path.parent
-
-    @property
     def network_is_online(self) -> bool:
         """True when the road network is to be downloaded (``source = "online:<place>"``)."""
         return str(self.network["source"]).startswith(_ONLINE_PREFIX)

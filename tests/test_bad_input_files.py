@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 
 import geopandas as gpd
@@ -28,12 +27,13 @@ import pytest
 import rasterio
 import shapely
 from affine import Affine
+from checks import fails
 from click.testing import CliRunner
 from shapely.geometry import LineString, MultiPoint, Point, Polygon
 
 from coverage import _io
 from coverage.cli import main
-from coverage.errors import CoverageError, InputError, InputWarning
+from coverage.errors import InputError, InputWarning
 from coverage.facility_types import FACILITY_TYPES
 from coverage.loaders import load_boundaries, load_facilities, load_population
 from coverage.network import build_network
@@ -50,21 +50,6 @@ LI_TOML = REPO / "data" / "scenarios" / "liechtenstein.toml"
 @pytest.fixture(scope="module")
 def li_units() -> gpd.GeoDataFrame:
     return gpd.read_file(LI_BOUNDARIES)
-
-
-def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
-    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
-            for p in folder.rglob("*")}
-
-
-def fails(folder: Path, call: Callable[[], object], error: type[Exception] = CoverageError,
-          ) -> str:
-    """Run a call that must fail with ``error``; check nothing in ``folder`` changed."""
-    before = _snapshot(folder)
-    with pytest.raises(error) as info:
-        call()
-    assert _snapshot(folder) == before
-    return str(info.value)
 
 
 def _boundaries(path: Path, **options) -> gpd.GeoDataFrame:

@@ -11,6 +11,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import checks
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -45,20 +46,12 @@ def folder(tmp_path: Path) -> Iterator[Path]:
     yield tmp_path
 
 
-def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
-    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
-            for p in folder.rglob("*")}
-
-
 def fails(folder: Path, call: Callable[[], object], error: type[Exception] = CoverageError,
           ) -> str:
     """Run a loader that must fail; check nothing was written; return the message."""
-    before = _snapshot(folder)
-    with pytest.raises(error) as info:
-        call()
-    assert _snapshot(folder) == before
+    message = checks.fails(folder, call, error)
     assert list((folder / "out").iterdir()) == []
-    return str(info.value)
+    return message
 
 
 def _csv(folder: Path, df: pd.DataFrame, name: str = "fac.csv") -> Path:
@@ -184,11 +177,11 @@ def test_invalid_polygons_are_repaired_and_reported(folder, li_units):
     gdf.loc[0, "geometry"] = bowtie
     path = folder / "bowtie.gpkg"
     gdf.to_file(path, driver="GPKG")
-    before = _snapshot(folder)
+    before = checks.snapshot(folder)
     with pytest.warns(InputWarning, match=r"bowtie.gpkg feature 1: repaired 1 invalid "
                                           r"boundaries geometry with shapely.make_valid"):
         units = load_boundaries(path, id_column="unit_id", name_column="name", level="m")
-    assert _snapshot(folder) == before
+    assert checks.snapshot(folder) == before
     assert units.is_valid.all()
     assert units.geometry.iloc[0].geom_type == "MultiPolygon"  # the two triangles
     # two triangles meeting at the centre, each a quarter of the bounding box
@@ -342,12 +335,12 @@ def test_facility_outside_every_boundary_is_kept_with_a_warning(folder, pois, li
     fac = load_facilities(_csv(folder, pd.concat(
         [pois, pd.DataFrame([{"id": "far", "name": "Zürich", "type": "hospital",
                               "lon": 8.5417, "lat": 47.3769}])], ignore_index=True)))
-    before = _snapshot(folder)
+    before = checks.snapshot(folder)
     with pytest.warns(InputWarning, match="outside every boundary: far") as record:
         assert check_facilities_within(fac, li_units) == ["far"]
     assert "check the coordinates and the crs" in str(record[0].message)
     assert len(fac) == len(pois) + 1 and "far" in fac["facility_id"].tolist()
-    assert _snapshot(folder) == before
+    assert checks.snapshot(folder) == before
 
 
 def test_unreadable_and_unsupported_files(folder, pois):
