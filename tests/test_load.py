@@ -165,7 +165,44 @@ def expected() -> dict[str, float]:
     }
 
 
-def test_four_sessions_at_once_share_caches_but_not_results(expected, capsys):
+@pytest.fixture()
+def threaded_apptest(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let AppTest sessions run in several threads of one process.
+
+    ``AppTest.run`` swaps two process-wide globals for the length of one run and puts them back
+    afterwards: ``Runtime._instance`` (a mock runtime) and ``config.get_option`` (a patch that
+    says "app test"). With runs overlapping in threads, the first run to finish puts them back
+    while the others are still running, and their pages then render as if no runtime existed
+    (no elements). A server has one runtime for all its sessions; so here: one mock runtime
+    that stays while any session runs, and the "app test" option held for the whole test.
+    """
+    from unittest.mock import MagicMock
+
+    from streamlit import config
+    from streamlit.components.v2.component_manager import BidiComponentManager
+    from streamlit.runtime import Runtime
+    from streamlit.runtime.caching.storage.dummy_cache_storage import MemoryCacheStorageManager
+    from streamlit.runtime.dataframe_source_manager import DataframeSourceManager
+    from streamlit.runtime.media_file_manager import MediaFileManager
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+    from streamlit.testing.v1.util import build_mock_config_get_option
+
+    shared = MagicMock(spec=Runtime)
+    shared.media_file_mgr = MediaFileManager(MemoryMediaFileStorage("/mock/media"))
+    shared.dataframe_source_mgr = DataframeSourceManager()
+    shared.cache_storage_manager = MemoryCacheStorageManager()
+    shared.bidi_component_registry = BidiComponentManager()
+
+    def instance(cls: type[Runtime]) -> Any:
+        return cls._instance if cls._instance is not None else shared
+
+    monkeypatch.setattr(Runtime, "instance", classmethod(instance))
+    monkeypatch.setattr(Runtime, "exists", classmethod(lambda cls: True))
+    monkeypatch.setattr(config, "get_option",
+                        build_mock_config_get_option({"global.appTest": True}))
+
+
+def test_four_sessions_at_once_share_caches_but_not_results(expected, capsys, threaded_apptest):
     from streamlit.testing.v1 import AppTest
 
     from coverage.app import cache
