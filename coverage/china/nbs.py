@@ -117,63 +117,38 @@ def _read(name: str) -> pd.DataFrame:
     return pd.read_csv(path, dtype=str, keep_default_na=False)
 
 
+def _unit_rows(
+    level: str, code: pd.Series, name: pd.Series, parent_code: pd.Series,
+    county_code: pd.Series, township_code: pd.Series | None = None,
+    ur_code: pd.Series | list[object] | None = None,
+) -> pd.DataFrame:
+    """One level's rows of the units table (the same columns for every level and year)."""
+    return pd.DataFrame({
+        "code": code, "name": name, "level": level, "parent_code": parent_code,
+        "county_code": county_code, "township_code": township_code, "ur_code": ur_code,
+    })
+
+
 @lru_cache(maxsize=4)
 def _units(year: int) -> pd.DataFrame:
     base = _read("admin_units_nbs2016.csv")
     counties = base[base["level"] == "county"]
-    county_rows = pd.DataFrame(
-        {
-            "code": counties["code"].str[:6],
-            "name": counties["name"],
-            "level": "county",
-            "parent_code": counties["parent"].str[:4],
-            "county_code": counties["code"].str[:6],
-            "township_code": None,
-            "ur_code": None,
-        }
-    )
+    county_rows = _unit_rows("county", counties["code"].str[:6], counties["name"],
+                             counties["parent"].str[:4], counties["code"].str[:6])
     if year == 2016:
         towns = base[base["level"] == "town"]
         villages = base[base["level"] == "village"]
-        town_rows = pd.DataFrame(
-            {
-                "code": towns["code"].str[:9],
-                "name": towns["name"],
-                "level": "township",
-                "parent_code": towns["code"].str[:6],
-                "county_code": towns["code"].str[:6],
-                "township_code": towns["code"].str[:9],
-                "ur_code": None,
-            }
-        )
-        village_rows = pd.DataFrame(
-            {
-                "code": villages["code"],
-                "name": villages["name"],
-                "level": "village",
-                "parent_code": villages["code"].str[:9],
-                "county_code": villages["code"].str[:6],
-                "township_code": villages["code"].str[:9],
-                "ur_code": villages["ur_code"].replace("", None),
-            }
-        )
-        ur_year: list[object] = [None] * (len(county_rows) + len(town_rows)) + [2016] * len(
-            village_rows
-        )
+        town_rows = _unit_rows("township", towns["code"].str[:9], towns["name"],
+                               towns["code"].str[:6], towns["code"].str[:6],
+                               towns["code"].str[:9])
+        village_rows = _unit_rows("village", villages["code"], villages["name"],
+                                  villages["code"].str[:9], villages["code"].str[:6],
+                                  villages["code"].str[:9], villages["ur_code"].replace("", None))
     else:
         towns = _read("townships_nbs2023.csv")
         villages = _read("villages_nbs2023.csv")
-        town_rows = pd.DataFrame(
-            {
-                "code": towns["code"],
-                "name": towns["name"],
-                "level": "township",
-                "parent_code": towns["areaCode"],
-                "county_code": towns["areaCode"],
-                "township_code": towns["code"],
-                "ur_code": None,
-            }
-        )
+        town_rows = _unit_rows("township", towns["code"], towns["name"], towns["areaCode"],
+                               towns["areaCode"], towns["code"])
         old = base[base["level"] == "village"].set_index("code")
         ur_codes: list[object] = []
         for code, name in zip(villages["code"], villages["name"], strict=True):
@@ -183,23 +158,15 @@ def _units(year: int) -> pd.DataFrame:
                 same = _same_village(name, then["name"])
                 ur = (then["ur_code"] or None) if same else None
             ur_codes.append(ur)
-        village_rows = pd.DataFrame(
-            {
-                "code": villages["code"],
-                "name": villages["name"],
-                "level": "village",
-                "parent_code": villages["streetCode"],
-                "county_code": villages["areaCode"],
-                "township_code": villages["streetCode"],
-                "ur_code": ur_codes,
-            }
-        )
-        ur_year = [None] * (len(county_rows) + len(town_rows)) + [
-            2016 if u is not None else None for u in ur_codes
-        ]
+        village_rows = _unit_rows("village", villages["code"], villages["name"],
+                                  villages["streetCode"], villages["areaCode"],
+                                  villages["streetCode"], ur_codes)
     table = pd.concat([county_rows, town_rows, village_rows], ignore_index=True)
     table["urban_rural"] = [urban_rural_from_ur_code(u) for u in table["ur_code"]]
-    table["ur_year"] = pd.array(ur_year, dtype="Int64")
+    # every urban-rural class shipped is the NBS 2016 one (carried to 2023 when the village
+    # kept its code and name)
+    table["ur_year"] = pd.array(table["ur_code"].notna().map({True: 2016, False: None}),
+                                dtype="Int64")
     table["year"] = year
     return table
 
