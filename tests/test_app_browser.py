@@ -8,19 +8,14 @@ saves a screenshot to ``test-output/app.png``.
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from live_app import CHROMIUM, CHROMIUM_LAUNCH, streamlit_server
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
 OUTPUT = ROOT / "test-output"
 #: Where the test clicks: on a road in Canillo, outside the 15-minute ambulance area.
 CLICK_LON, CLICK_LAT = 1.55, 42.55
@@ -31,12 +26,6 @@ pytestmark = [
                        reason="Chromium is not installed at /usr/bin/chromium "
                               "(apt-get install chromium); the browser test needs it"),
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _expected_after_click() -> float:
@@ -52,25 +41,9 @@ def _expected_after_click() -> float:
 
 @pytest.fixture()
 def server():
-    port = _free_port()
-    log = OUTPUT / "streamlit-server.log"
-    OUTPUT.mkdir(exist_ok=True)
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-             "--server.headless", "true", "--server.address", "127.0.0.1",
-             "--browser.gatherUsageStats", "false"],
-            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+    """``streamlit run app.py`` on a free loopback port, logging to ``test-output``."""
+    with streamlit_server(OUTPUT / "streamlit-server.log") as (url, _):
+        yield url
 
 
 def test_click_on_map_adds_station_and_changes_results(server: str) -> None:
@@ -78,26 +51,12 @@ def test_click_on_map_adds_station_and_changes_results(server: str) -> None:
 
     expected = _expected_after_click()
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--headless", "--no-sandbox", "--disable-gpu",
-                  "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"],
-            timeout=60_000,
-        )
+        browser = p.chromium.launch(**CHROMIUM_LAUNCH)
         try:
             page = browser.new_page(viewport={"width": 1500, "height": 1700},
                                     locale="en-GB", extra_http_headers={
                                         "Accept-Language": "en-GB,en;q=0.9"})
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    page.goto(server, timeout=10_000)
-                    break
-                except Exception:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.5)
+            page.goto(server, timeout=60_000)
             iframe = page.locator("iframe[title='streamlit_folium.st_folium']")
             iframe.wait_for(state="visible", timeout=120_000)
             frame = page.frame_locator("iframe[title='streamlit_folium.st_folium']")

@@ -24,14 +24,8 @@ import asyncio
 import copy
 import gc
 import hashlib
-import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -42,6 +36,7 @@ import psutil
 import pytest
 import scipy.sparse as sp
 import shapely
+from live_app import CHROMIUM, CHROMIUM_LAUNCH, streamlit_server
 
 from coverage.progress import Steps
 
@@ -316,14 +311,7 @@ def test_four_sessions_at_once_share_caches_but_not_results(expected, capsys, th
 
 
 # ----------------------------------------------------------------------------------- server
-CHROMIUM = Path("/usr/bin/chromium")
 PAGE_SECONDS = 90.0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _rss(pid: int) -> int:
@@ -334,37 +322,10 @@ def _rss(pid: int) -> int:
 
 @pytest.fixture()
 def server(tmp_path: Path):
-    """``streamlit run app.py`` on a free loopback port; always killed afterwards."""
-    port = _free_port()
+    """``streamlit run app.py`` on a free loopback port: ``(url, pid, log)``."""
     log = tmp_path / "streamlit.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port),
-             "--server.address", "127.0.0.1", "--server.headless", "true",
-             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
-                    if reply.status == 200:
-                        break
-            except OSError:
-                pass
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "the server did not start in 60 s"
-            time.sleep(0.5)
-        yield url, proc.pid, log
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+    with streamlit_server(log) as (url, pid):
+        yield url, pid, log
 
 
 async def _idle(page: Any) -> None:
@@ -428,11 +389,7 @@ async def _drive(url: str, pid: int, plans: dict[str, str], folder: Path) -> dic
 
     out: dict[str, Any] = {"folder": folder, "pid": pid}
     async with async_playwright() as p:
-        browser = await p.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                  "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"], timeout=60_000)
+        browser = await p.chromium.launch(**CHROMIUM_LAUNCH)
         try:
             await asyncio.wait_for(asyncio.gather(*(
                 _browser_session(browser, url, name, action, out)
