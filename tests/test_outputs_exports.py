@@ -510,13 +510,18 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
 
-def test_failed_write_leaves_previous_results(result: RunResult, written: dict[str, Path],
-                                              monkeypatch: pytest.MonkeyPatch,
-                                              tmp_path: Path) -> None:
-    out = tmp_path / "out"
+def _previous_results(written: dict[str, Path], out: Path) -> Path:
+    """A folder holding a copy of every output of an earlier run."""
     out.mkdir()
     for path in written.values():
         (out / path.name).write_bytes(path.read_bytes())
+    return out
+
+
+def test_failed_write_leaves_previous_results(result: RunResult, written: dict[str, Path],
+                                              monkeypatch: pytest.MonkeyPatch,
+                                              tmp_path: Path) -> None:
+    out = _previous_results(written, tmp_path / "out")
     before = _snapshot(out)
     calls: list[str] = []
 
@@ -537,10 +542,7 @@ def test_failed_write_leaves_previous_results(result: RunResult, written: dict[s
 
 def test_killed_write_leaves_previous_results(result: RunResult, written: dict[str, Path],
                                               tmp_path: Path) -> None:
-    out = tmp_path / "out"
-    out.mkdir()
-    for path in written.values():
-        (out / path.name).write_bytes(path.read_bytes())
+    out = _previous_results(written, tmp_path / "out")
     before = _snapshot(out)
     pickled = tmp_path / "result.pkl"
     pickled.write_bytes(pickle.dumps(result))
