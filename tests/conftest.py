@@ -5,13 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-DATA = Path(__file__).resolve().parents[1] / "data"
+from shipped import ANDORRA_PBF, LIECHTENSTEIN_PBF
 
 # --- travel-time engine (issue 3) --------------------------------------------------------------
 
-ANDORRA_PBF = DATA / "osm" / "andorra-2013-05-23.osm.pbf"
-ANDORRA_DEM = DATA / "elevation" / "N42E001.hgt.zip"
 
 #: SYNTHETIC hand-made road network (not real data) for hand-computed checks:
 #: A(1)-B(2)-C(3) residential two-way (way 10); B->D primary oneway=yes (way 11);
@@ -74,7 +71,7 @@ def pois():
 
     from coverage.facility_types import facility_type_from_osm
 
-    pbf = Path(__file__).resolve().parents[1] / "data" / "osm" / "liechtenstein-2013-08-03.osm.pbf"
+    pbf = LIECHTENSTEIN_PBF
     rows = []
     for obj in osmium.FileProcessor(str(pbf), osmium.osm.NODE):
         kind = facility_type_from_osm(dict(obj.tags))

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from shipped import ANDORRA_SCENARIO, LIECHTENSTEIN_SCENARIO
 from streamlit.testing.v1 import AppTest
 
 from coverage.app import cache
@@ -33,13 +34,12 @@ from coverage.uploads import UploadStore
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
-ANDORRA = ROOT / "data" / "scenarios" / "andorra.toml"
 LON, LAT = 1.55, 42.55  # on a road in Canillo, outside the 15-minute ambulance area
 
 
 @pytest.fixture(scope="module")
 def region() -> cache.Region:
-    return cache.load_region(ANDORRA)
+    return cache.load_region(ANDORRA_SCENARIO)
 
 
 def _covered_bz12(region: cache.Region) -> float:
@@ -201,7 +201,7 @@ def test_app_region_preset_station_and_download(region: cache.Region) -> None:
     # another region: a fresh plan with that scenario's own standards
     at.selectbox(key="region").set_value("liechtenstein").run()
     assert not at.exception
-    li = cache.load_region(ROOT / "data" / "scenarios" / "liechtenstein.toml")
+    li = cache.load_region(LIECHTENSTEIN_SCENARIO)
     assert _number(_metric(at, "Population covered (BZ-12)").value) == pytest.approx(
         _covered_bz12(li), abs=0.5)
     assert _metric(at, "Units passing every standard").value == f"0 / {len(li.inputs.units)}"
@@ -220,7 +220,7 @@ def test_sessions_do_not_share_edits_and_chinese_interface(region: cache.Region)
     assert _number(_metric(first, "Population covered (BZ-12)").value) > baseline
     assert second.session_state["plans"].current.candidates == []
     # the shared region still has its own ten facilities
-    assert len(cache.shared_region(str(ANDORRA.resolve())).inputs.facilities) == 10
+    assert len(cache.shared_region(str(ANDORRA_SCENARIO.resolve())).inputs.facilities) == 10
     second.radio(key="lang").set_value("zh").run()
     assert second.title[0].value == "卫生服务可及性规划"
     assert np.isclose(_number(_metric(second, "覆盖人口").value), baseline, atol=0.5)
@@ -254,7 +254,7 @@ def test_propose_sites_in_the_app_matches_the_package(region: cache.Region) -> N
     assert not at.exception, [e.value for e in at.exception]
     shown = next(d.value for d in at.dataframe if "site_id" in d.value.columns)
     tables = standards_tables(region.scenario.standards)
-    session = cache.shared_siting(str(ANDORRA), cache.standards_key(tables), "BZ-12")
+    session = cache.shared_siting(str(ANDORRA_SCENARIO), cache.standards_key(tables), "BZ-12")
     expected = session.propose(2)
     assert list(shown["site_id"]) == list(expected.sites["site_id"])
     # add them to the plan: the headline metric equals the proposal's claimed coverage

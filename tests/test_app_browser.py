@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from live_app import CHROMIUM, CHROMIUM_LAUNCH, streamlit_server
+from shipped import ANDORRA_SCENARIO
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUT = ROOT / "test-output"
@@ -33,7 +34,7 @@ def _expected_after_click() -> float:
     from coverage.app.cache import load_region, siting_for
     from coverage.app.state import standards_tables
 
-    region = load_region(ROOT / "data" / "scenarios" / "andorra.toml")
+    region = load_region(ANDORRA_SCENARIO)
     tables = standards_tables(region.scenario.standards)
     session = siting_for(region, tables, "BZ-12")
     return session.add_point(CLICK_LON, CLICK_LAT).covered_after

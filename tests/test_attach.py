@@ -6,7 +6,7 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import shapely
-from conftest import ANDORRA_PBF
+from shipped import ANDORRA_PBF
 
 from coverage.attach import attach, attach_nodes
 from coverage.errors import CoverageError, InputError

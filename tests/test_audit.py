@@ -8,6 +8,7 @@ from pathlib import Path
 import geopandas as gpd
 import pandas as pd
 import pytest
+from shipped import ANDORRA_POPULATION
 from test_standards_rules import HOSPITAL, haversine_km, liechtenstein_layers
 
 from coverage.audit import SUMMARY_COLUMNS, run_audit
@@ -151,7 +152,7 @@ def test_every_preset_runs_on_the_demo_regions(region: str) -> None:
 
 def test_band_needs_on_andorra_official_populations() -> None:
     """How many stations each parish needs for 8,000-20,000 (none exist): ceil(pop / 20,000)."""
-    pop = pd.read_csv(DATA / "population" / "andorra_parish_population_2010.csv")
+    pop = pd.read_csv(ANDORRA_POPULATION)
     units = gpd.GeoDataFrame(
         {"unit_id": pop["iso3166_2"], "name": pop["parish"], "level": "parish",
          "parent_id": None, "population": pop["population_2010"].astype(float)},

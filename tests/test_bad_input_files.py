@@ -30,6 +30,12 @@ from affine import Affine
 from checks import fails
 from click.testing import CliRunner
 from shapely.geometry import LineString, MultiPoint, Point, Polygon
+from shipped import (
+    LIECHTENSTEIN_MUNICIPALITIES,
+    LIECHTENSTEIN_PBF,
+    LIECHTENSTEIN_PLACES,
+    LIECHTENSTEIN_SCENARIO,
+)
 
 from coverage import _io
 from coverage.cli import main
@@ -40,16 +46,12 @@ from coverage.network import build_network
 from coverage.scenario import load_scenario
 
 REPO = Path(__file__).resolve().parents[1]
-LI_PBF = REPO / "data" / "osm" / "liechtenstein-2013-08-03.osm.pbf"
-LI_BOUNDARIES = REPO / "data" / "boundaries" / "liechtenstein_municipalities.geojson"
-LI_PLACES = REPO / "data" / "population" / "liechtenstein_places.geojson"
-LI_TOML = REPO / "data" / "scenarios" / "liechtenstein.toml"
 
 
 # ----------------------------------------------------------------------------------- helpers
 @pytest.fixture(scope="module")
 def li_units() -> gpd.GeoDataFrame:
-    return gpd.read_file(LI_BOUNDARIES)
+    return gpd.read_file(LIECHTENSTEIN_MUNICIPALITIES)
 
 
 def _boundaries(path: Path, **options) -> gpd.GeoDataFrame:
@@ -70,7 +72,7 @@ def _write_pbf(path: Path, nodes: list[tuple[int, float, float, dict]],
 
 
 def test_truncated_and_empty_pbf(tmp_path):
-    raw = LI_PBF.read_bytes()
+    raw = LIECHTENSTEIN_PBF.read_bytes()
     cache = tmp_path / "cache"
     half = tmp_path / "half.osm.pbf"
     half.write_bytes(raw[: len(raw) // 2])
@@ -107,7 +109,7 @@ def test_graphml_that_is_not_graphml(tmp_path):
     assert f"cannot read GraphML file {html}" in msg
     assert "save the graph with osmnx.save_graphml" in msg
     binary = tmp_path / "binary.graphml"
-    binary.write_bytes(LI_PBF.read_bytes()[:4096])
+    binary.write_bytes(LIECHTENSTEIN_PBF.read_bytes()[:4096])
     assert "cannot read GraphML file" in fails(tmp_path, lambda: build_network(binary,
                                                                                cache_dir=None))
     # valid GraphML, but a plain graph without coordinates: not a road graph
@@ -121,16 +123,16 @@ def test_graphml_that_is_not_graphml(tmp_path):
 
 
 def test_network_over_the_size_limit(tmp_path, monkeypatch):
-    size = LI_PBF.stat().st_size
+    size = LIECHTENSTEIN_PBF.stat().st_size
     monkeypatch.setenv("COVPLAN_MAX_NETWORK_BYTES", str(size - 1))
-    msg = fails(tmp_path, lambda: build_network(LI_PBF, cache_dir=tmp_path / "cache"))
+    msg = fails(tmp_path, lambda: build_network(LIECHTENSTEIN_PBF, cache_dir=tmp_path / "cache"))
     assert size == 592_630
     assert ("liechtenstein-2013-08-03.osm.pbf: the road network file is 592,630 bytes, over the "
             "limit of 592,629 bytes") in msg
     assert "over the limit of" in msg and "COVPLAN_MAX_NETWORK_BYTES" in msg
     assert "osmium extract" in msg
     monkeypatch.setenv("COVPLAN_MAX_NETWORK_BYTES", "two gigabytes")
-    msg = fails(tmp_path, lambda: build_network(LI_PBF, cache_dir=None))
+    msg = fails(tmp_path, lambda: build_network(LIECHTENSTEIN_PBF, cache_dir=None))
     assert "COVPLAN_MAX_NETWORK_BYTES='two gigabytes' is not a size limit" in msg
 
 
@@ -294,7 +296,7 @@ def test_non_finite_and_huge_coordinates(tmp_path, pois, li_units):
 
 
 def test_nan_population(tmp_path, li_units):
-    places = gpd.read_file(LI_PLACES)
+    places = gpd.read_file(LIECHTENSTEIN_PLACES)
     assert len(places) == 734
     places.loc[[10, 20], "population"] = np.nan
     path = tmp_path / "places.gpkg"
@@ -333,7 +335,7 @@ def test_duplicate_unit_and_place_ids(tmp_path, li_units):
     uid = li_units["unit_id"].iloc[2]
     assert f"units.geojson, column 'unit_id': duplicate unit ids: '{uid}' (3, 6)" in msg
     assert "dissolve the parts in QGIS" in msg
-    places = gpd.read_file(LI_PLACES)
+    places = gpd.read_file(LIECHTENSTEIN_PLACES)
     places.loc[100, "place_id"] = places["place_id"].iloc[0]
     ppath = tmp_path / "places.geojson"
     places.to_file(ppath, driver="GeoJSON")
@@ -471,7 +473,7 @@ def test_file_over_the_size_limit(tmp_path, pois, monkeypatch):
     assert f"fac.csv: the facilities file is {size:,} bytes, over the limit of {size - 1:,} " \
         "bytes" in msg
     assert "raise the limit with the environment variable COVPLAN_MAX_INPUT_BYTES" in msg
-    msg = fails(tmp_path, lambda: _boundaries(LI_BOUNDARIES))
+    msg = fails(tmp_path, lambda: _boundaries(LIECHTENSTEIN_MUNICIPALITIES))
     assert "liechtenstein_municipalities.geojson: the boundaries file is" in msg
     monkeypatch.setenv("COVPLAN_MAX_INPUT_BYTES", str(size))
     assert len(load_facilities(path)) == len(pois)  # at the limit is fine
@@ -480,7 +482,7 @@ def test_file_over_the_size_limit(tmp_path, pois, monkeypatch):
 # ----------------------------------------------------------------------------------- scenarios
 def test_broken_scenario_files(tmp_path, monkeypatch):
     binary = tmp_path / "binary.toml"
-    binary.write_bytes(LI_PBF.read_bytes()[:300])
+    binary.write_bytes(LIECHTENSTEIN_PBF.read_bytes()[:300])
     msg = fails(tmp_path, lambda: load_scenario(binary), InputError)
     assert "not UTF-8 text" in msg and "save the scenario file as UTF-8" in msg
     gbk = tmp_path / "gbk.toml"
@@ -492,12 +494,12 @@ def test_broken_scenario_files(tmp_path, monkeypatch):
     assert "scenario: missing section (add a [scenario] table with name)" in msg
     assert "inputs.network: missing section" in msg
     monkeypatch.setenv("COVPLAN_MAX_SCENARIO_BYTES", "100")
-    msg = fails(tmp_path, lambda: load_scenario(LI_TOML))
+    msg = fails(tmp_path, lambda: load_scenario(LIECHTENSTEIN_SCENARIO))
     assert "liechtenstein.toml: the scenario file is" in msg and "over the limit of 100" in msg
 
 
 def test_scenario_values_of_the_wrong_shape_are_problems_not_crashes(tmp_path):
-    text = LI_TOML.read_text(encoding="utf-8").replace(
+    text = LIECHTENSTEIN_SCENARIO.read_text(encoding="utf-8").replace(
         'preset = "bazhong"', 'preset = "bazhong"\nrule = ["travel_time"]')
     path = tmp_path / "li.toml"
     path.write_text(text.replace("../", f"{REPO.as_posix()}/data/"), encoding="utf-8")
@@ -509,8 +511,8 @@ def test_overrides_into_a_value_that_is_not_a_table():
     from coverage.scenario import load_scenario_with_overrides
 
     with pytest.raises(InputError) as info:
-        load_scenario_with_overrides(LI_TOML, ["scenario.name.first=x", "standards.x=1",
-                                               "standards[x]=1"])
+        load_scenario_with_overrides(LIECHTENSTEIN_SCENARIO, [
+            "scenario.name.first=x", "standards.x=1", "standards[x]=1"])
     problems = [str(p) for p in info.value.problems]
     assert problems == [
         "--set scenario.name.first: scenario.name is not a table, so it has no key 'first'",
@@ -523,7 +525,8 @@ def test_overrides_into_a_value_that_is_not_a_table():
 # ----------------------------------------------------------------------------------- CLI
 def _scenario(folder: Path, **replace: str) -> Path:
     """The Liechtenstein scenario with absolute paths, some of them replaced."""
-    text = LI_TOML.read_text(encoding="utf-8").replace('"../', f'"{REPO.as_posix()}/data/')
+    text = LIECHTENSTEIN_SCENARIO.read_text(encoding="utf-8")
+    text = text.replace('"../', f'"{REPO.as_posix()}/data/')
     for old, new in replace.items():
         key = {"facilities": "facilities/liechtenstein.geojson",
                "boundaries": "boundaries/liechtenstein_municipalities.geojson",
@@ -561,10 +564,10 @@ def _broken_inputs(folder: Path, pois: pd.DataFrame, li_units: gpd.GeoDataFrame,
     cases.append(("points as boundaries", "boundaries", p, "boundaries must be polygons"))
     p = folder / "slip.zip"
     with zipfile.ZipFile(p, "w") as zf:
-        zf.writestr("../../places.geojson", LI_PLACES.read_bytes())
+        zf.writestr("../../places.geojson", LIECHTENSTEIN_PLACES.read_bytes())
     cases.append(("zip-slip", "population", p, "would be written outside its folder"))
     p = folder / "nan.gpkg"
-    places = gpd.read_file(LI_PLACES)
+    places = gpd.read_file(LIECHTENSTEIN_PLACES)
     places.loc[3, "population"] = np.nan
     places.to_file(p, driver="GPKG")
     cases.append(("NaN population", "population", p, "missing population"))
@@ -598,7 +601,7 @@ def test_cli_validate_exits_2_with_the_message_and_no_traceback(tmp_path, pois, 
 def test_cli_audit_with_a_broken_network_exits_2_and_writes_nothing(tmp_path, pois, case):
     if case == "truncated":
         net = tmp_path / "half.osm.pbf"
-        net.write_bytes(LI_PBF.read_bytes()[:300_000])
+        net.write_bytes(LIECHTENSTEIN_PBF.read_bytes()[:300_000])
         expected = "PBF error: unexpected EOF"
     elif case == "no roads":
         net = _write_pbf(tmp_path / "pois.osm.pbf",

@@ -12,13 +12,13 @@ import json
 import math
 import tomllib
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
 import shapely
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from shipped import ANDORRA_SCENARIO
 
 from coverage.crs import (
     bd09_to_wgs84,
@@ -30,9 +30,6 @@ from coverage.errors import CoverageError, InputError, InputWarning
 from coverage.facility_types import FACILITY_TYPES
 from coverage.loaders import load_boundaries, load_facilities, load_population
 from coverage.scenario import Scenario, apply_overrides, load_scenario, parse_scenario
-
-REPO = Path(__file__).resolve().parents[1]
-ANDORRA_TOML = REPO / "data" / "scenarios" / "andorra.toml"
 
 FAST = settings(max_examples=120, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
@@ -284,7 +281,7 @@ _KEYS = st.sampled_from(["scenario", "inputs", "modes", "standards", "outputs", 
 
 
 def _andorra_table() -> dict:
-    return tomllib.loads(ANDORRA_TOML.read_text(encoding="utf-8"))
+    return tomllib.loads(ANDORRA_SCENARIO.read_text(encoding="utf-8"))
 
 
 def _paths(node, prefix=()):
@@ -303,7 +300,7 @@ _ANDORRA_PATHS = [p for p in _paths(_andorra_table()) if p]
 
 def _parse(table) -> Scenario | None:
     try:
-        return parse_scenario(table, folder=ANDORRA_TOML.parent, path=ANDORRA_TOML)
+        return parse_scenario(table, folder=ANDORRA_SCENARIO.parent, path=ANDORRA_SCENARIO)
     except CoverageError as exc:
         assert str(exc).strip()
         return None

@@ -20,6 +20,7 @@ import openpyxl
 import pandas as pd
 import pytest
 from click.testing import CliRunner, Result
+from shipped import ANDORRA_SCENARIO, LIECHTENSTEIN_FACILITIES
 
 from coverage.batch import Outcome, audit_job, expand_scenarios, run_many
 from coverage.cli import main
@@ -49,7 +50,7 @@ def scenarios(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name in REGIONS:
         _copy_scenario(name, folder)
     bad = folder / "broken_facilities.geojson"
-    bad.write_bytes((DATA / "facilities" / "liechtenstein.geojson").read_bytes()[:400])
+    bad.write_bytes(LIECHTENSTEIN_FACILITIES.read_bytes()[:400])
     _copy_scenario("liechtenstein", folder, rename="broken",
                    **{f"{DATA.as_posix()}/facilities/liechtenstein.geojson": bad.as_posix()})
     return folder
@@ -247,7 +248,7 @@ def test_unreachable_scheduler_exit_2(tmp_path):
 
     with dask.config.set({"distributed.comm.timeouts.connect": "2s"}):
         result = CliRunner().invoke(main, [
-            "-q", "audit", str(DATA / "scenarios" / "andorra.toml"), "--out", str(tmp_path / "o"),
+            "-q", "audit", str(ANDORRA_SCENARIO), "--out", str(tmp_path / "o"),
             "--scheduler", "tcp://127.0.0.1:9"])
     assert result.exit_code == 2, result.output
     assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in result.stderr

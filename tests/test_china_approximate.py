@@ -1,24 +1,22 @@
-from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
 import pytest
 import shapely
+from shipped import LIECHTENSTEIN_PBF
 
 from coverage.china.approximate import voronoi_units
 from coverage.errors import CoverageError
 from coverage.osm_features import read_admin_boundaries, read_places
 
-ROOT = Path(__file__).resolve().parents[1]
-LI = ROOT / "data" / "osm" / "liechtenstein-2013-08-03.osm.pbf"
 UTM = "EPSG:32632"
 
 
 @pytest.fixture(scope="module")
 def unterland():
-    rel = read_admin_boundaries(LI, relation_ids=[49])  # Wahlkreis Unterland
-    muni = read_admin_boundaries(LI, relation_ids=[38, 39, 41, 42, 43])
-    places = read_places(LI)
+    rel = read_admin_boundaries(LIECHTENSTEIN_PBF, relation_ids=[49])  # Wahlkreis Unterland
+    muni = read_admin_boundaries(LIECHTENSTEIN_PBF, relation_ids=[38, 39, 41, 42, 43])
+    places = read_places(LIECHTENSTEIN_PBF)
     return rel.geometry.iloc[0], muni, places
 
 

@@ -1,4 +1,3 @@
-from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
@@ -7,14 +6,12 @@ import pytest
 import rasterio
 import shapely
 from rasterio.transform import from_origin
+from shipped import LIECHTENSTEIN_PBF, LIECHTENSTEIN_POPULATION
 
 from coverage.china.dasymetric import coverage_shift, spread_over_raster
 from coverage.errors import CoverageError
 from coverage.osm_features import read_admin_boundaries
 
-ROOT = Path(__file__).resolve().parents[1]
-LI = ROOT / "data" / "osm" / "liechtenstein-2013-08-03.osm.pbf"
-LI_POP = ROOT / "data" / "population" / "liechtenstein_municipality_population_2014.csv"
 UTM = "EPSG:32632"
 
 
@@ -80,8 +77,9 @@ def test_spread_by_hand(tmp_path):
 def test_liechtenstein_municipalities_uniform_raster(tmp_path):
     """Real municipalities and 2014 populations on a uniform 250 m raster: totals preserved,
     each municipality's cells are the cell centres inside it (counted here with shapely)."""
-    muni = read_admin_boundaries(LI, relation_ids=[*range(37, 47), 48])  # the 11 communes
-    pop = pd.read_csv(LI_POP)
+    # the 11 communes
+    muni = read_admin_boundaries(LIECHTENSTEIN_PBF, relation_ids=[*range(37, 47), 48])
+    pop = pd.read_csv(LIECHTENSTEIN_POPULATION)
     units = muni.merge(pop, left_on="name", right_on="municipality")
     assert len(units) == 11 and units["population_2014_12_31"].sum() == 37370
     units = units.rename(columns={"osm_id": "unit_id", "population_2014_12_31": "population"})

@@ -3,7 +3,6 @@ import http.server
 import json
 import socket
 import threading
-from pathlib import Path
 
 import geopandas as gpd
 import osmium
@@ -11,15 +10,13 @@ import pandas as pd
 import pytest
 import shapely
 import shapely.wkb
+from shipped import ANDORRA_PBF, LIECHTENSTEIN_PBF
 
 from coverage.china import fetch
 from coverage.errors import CoverageError
 from coverage.scenario import load_scenario
 
-ROOT = Path(__file__).resolve().parents[1]
-ANDORRA = ROOT / "data" / "osm" / "andorra-2013-05-23.osm.pbf"
-LIECHTENSTEIN = ROOT / "data" / "osm" / "liechtenstein-2013-08-03.osm.pbf"
-PAYLOAD = ANDORRA.read_bytes()
+PAYLOAD = ANDORRA_PBF.read_bytes()
 SHA = hashlib.sha256(PAYLOAD).hexdigest()
 ROUTE = "/asia/china/chongqing-latest.osm.pbf"
 
@@ -167,7 +164,7 @@ def test_fetch_andorra_la_vella_end_to_end(server, tmp_path):
         download_dir=tmp_path / "cache", relation_id=2804753, buffer_m=2000, language="en",
         timeout=5,
     )
-    parish = _osmium_polygon(ANDORRA, 2804753)
+    parish = _osmium_polygon(ANDORRA_PBF, 2804753)
     crs = "EPSG:32631"
     parish_m = gpd.GeoSeries([parish], crs="EPSG:4326").to_crs(crs).iloc[0]
     assert result.district.to_crs(crs).area.iloc[0] == pytest.approx(parish_m.area, rel=1e-6)
@@ -181,7 +178,7 @@ def test_fetch_andorra_la_vella_end_to_end(server, tmp_path):
     assert manifest["townships_approximate"] is True
 
     # facilities within 2 km of the parish, found independently
-    pts = _health_points(ANDORRA)
+    pts = _health_points(ANDORRA_PBF)
     near = {
         fid for fid, p in pts.items()
         if gpd.GeoSeries([p], crs="EPSG:4326").to_crs(crs).iloc[0].distance(parish_m) <= 2000
@@ -211,7 +208,7 @@ def test_fetch_andorra_la_vella_end_to_end(server, tmp_path):
         elif obj.is_way():
             way_nodes.extend(n.ref for n in obj.nodes)
     assert way_nodes and set(way_nodes) <= node_ids
-    assert result.extract.stat().st_size < ANDORRA.stat().st_size / 2
+    assert result.extract.stat().st_size < ANDORRA_PBF.stat().st_size / 2
     # Andorra la Vella's place node is in the cut; Canillo's (far east) is not
     assert 58957648 in node_ids and 64954433 not in node_ids
 
@@ -256,7 +253,7 @@ def test_fetch_andorra_la_vella_end_to_end(server, tmp_path):
 
 def test_fetch_liechtenstein_unterland_uses_mapped_townships(tmp_path):
     """Wahlkreis Unterland (relation 49, admin_level 6) holds five admin_level 8 municipalities."""
-    result = fetch.fetch_district(None, out_dir=tmp_path, pbf=LIECHTENSTEIN, relation_id=49,
+    result = fetch.fetch_district(None, out_dir=tmp_path, pbf=LIECHTENSTEIN_PBF, relation_id=49,
                                   buffer_m=1000)
     assert not result.townships_approximate
     assert set(result.townships["name"]) == {
@@ -267,7 +264,7 @@ def test_fetch_liechtenstein_unterland_uses_mapped_townships(tmp_path):
 
 def test_fetch_without_outline_or_source_is_clear(tmp_path):
     with pytest.raises(CoverageError, match="no district outline"):
-        fetch.fetch_district(None, out_dir=tmp_path, pbf=ANDORRA)
+        fetch.fetch_district(None, out_dir=tmp_path, pbf=ANDORRA_PBF)
     with pytest.raises(CoverageError, match="no extract to download"):
         fetch.fetch_district(None, out_dir=tmp_path, relation_id=1)
 

@@ -24,17 +24,20 @@ import pandas as pd
 import pyogrio
 import pytest
 from click.testing import CliRunner, Result
+from shipped import (
+    ANDORRA_DEM,
+    ANDORRA_FACILITIES,
+    ANDORRA_PARISHES,
+    ANDORRA_PBF,
+    ANDORRA_PLACES,
+    ANDORRA_SCENARIO,
+    LIECHTENSTEIN_PBF,
+)
 
 from coverage.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"
-ANDORRA = DATA / "scenarios" / "andorra.toml"
-FACILITIES = DATA / "facilities" / "andorra.geojson"
-PARISHES = DATA / "boundaries" / "andorra_parishes.geojson"
-PLACES = DATA / "population" / "andorra_places.geojson"
-PBF = DATA / "osm" / "andorra-2013-05-23.osm.pbf"
-DEM = DATA / "elevation" / "N42E001.hgt.zip"
 OUTPUTS = ("results.gpkg", "units.csv", "units.xlsx", "places.csv", "map.html", "map.png",
            "report.html", "manifest.json")
 MODES = ("ambulance", "drive", "walk")
@@ -75,10 +78,10 @@ def _standard(minutes: float) -> str:
 
 def _scenario_copy(folder: Path, **replace: Path) -> Path:
     """Write the Andorra scenario into ``folder`` with absolute paths, some files replaced."""
-    text = ANDORRA.read_text(encoding="utf-8").replace('"../', f'"{DATA.as_posix()}/')
+    text = ANDORRA_SCENARIO.read_text(encoding="utf-8").replace('"../', f'"{DATA.as_posix()}/')
     for old, new in replace.items():
-        original = {"facilities": FACILITIES, "boundaries": PARISHES, "places": PLACES,
-                    "network": PBF}[old]
+        original = {"facilities": ANDORRA_FACILITIES, "boundaries": ANDORRA_PARISHES,
+                    "places": ANDORRA_PLACES, "network": ANDORRA_PBF}[old]
         text = text.replace(original.as_posix(), Path(new).as_posix())
     path = folder / "andorra.toml"
     path.write_text(text, encoding="utf-8")
@@ -89,7 +92,7 @@ def _scenario_copy(folder: Path, **replace: Path) -> Path:
 @pytest.fixture(scope="module")
 def audit_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Result, Path]:
     out = tmp_path_factory.mktemp("cli") / "andorra"
-    return _invoke("audit", ANDORRA, "--out", out), out
+    return _invoke("audit", ANDORRA_SCENARIO, "--out", out), out
 
 
 def test_audit_writes_every_output_and_exits_1_on_failing_standards(audit_run):
@@ -129,8 +132,8 @@ def test_progress_on_stderr_for_every_step(audit_run):
 def test_results_gpkg_layers_and_rows(audit_run):
     _, out = audit_run
     layers = dict(pyogrio.list_layers(out / "results.gpkg"))
-    n_fac, n_units, n_places = len(_features(FACILITIES)), len(_features(PARISHES)), len(
-        _features(PLACES))
+    n_fac, n_units, n_places = (len(_features(path)) for path in (
+        ANDORRA_FACILITIES, ANDORRA_PARISHES, ANDORRA_PLACES))
     assert (n_fac, n_units, n_places) == (10, 7, 410)
     assert {"facilities", "units", "unit_results", "places", "isochrones", "run_manifest"} <= set(
         layers)
@@ -149,7 +152,8 @@ def test_results_gpkg_layers_and_rows(audit_run):
     assert len(iso) == 2 * len(keys) and all(m == [15.0, 30.0] for m in keys)
     assert set(iso["mode"]) == set(MODES)  # BZ-12 ambulance, SPB-01 walk, DRIVE-15 drive
     places = gpd.read_file(out / "results.gpkg", layer="places")
-    assert set(places["place_id"]) == {f["properties"]["place_id"] for f in _features(PLACES)}
+    assert set(places["place_id"]) == {
+        f["properties"]["place_id"] for f in _features(ANDORRA_PLACES)}
     for mode in MODES:
         assert f"minutes_{mode}" in places.columns
 
@@ -157,8 +161,8 @@ def test_results_gpkg_layers_and_rows(audit_run):
 def test_units_csv_one_row_per_unit_and_rule(audit_run):
     _, out = audit_run
     units = pd.read_csv(out / "units.csv")
-    unit_ids = {f["properties"]["unit_id"] for f in _features(PARISHES)}
-    scenario = tomllib.loads(ANDORRA.read_text(encoding="utf-8"))
+    unit_ids = {f["properties"]["unit_id"] for f in _features(ANDORRA_PARISHES)}
+    scenario = tomllib.loads(ANDORRA_SCENARIO.read_text(encoding="utf-8"))
     expected_rules = []  # the scenario's rule ids, presets narrowed by their "only" lists
     for table in scenario["standards"]:
         if "preset" in table:
@@ -174,7 +178,7 @@ def test_units_csv_one_row_per_unit_and_rule(audit_run):
     assert set(units["unit_id"]) == unit_ids and set(units["rule_id"]) == set(expected_rules)
     assert set(units["status"]) <= {"pass", "fail", "not_applicable"}
     # the population of each unit is the official parish total (sum of its places)
-    places = pd.DataFrame([f["properties"] for f in _features(PLACES)])
+    places = pd.DataFrame([f["properties"] for f in _features(ANDORRA_PLACES)])
     by_unit = places.groupby("unit_id")["population"].sum()
     spb = units[units["rule_id"] == "SPB-01"].set_index("unit_id")["population"]
     assert spb.sort_index().to_numpy() == pytest.approx(by_unit.sort_index().to_numpy(), rel=1e-6)
@@ -187,10 +191,10 @@ def test_units_csv_one_row_per_unit_and_rule(audit_run):
 def test_places_csv_minutes_per_mode(audit_run):
     _, out = audit_run
     table = pd.read_csv(out / "places.csv")
-    feats = _features(PLACES)
+    feats = _features(ANDORRA_PLACES)
     assert len(table) == len(feats) == 410 and table["place_id"].is_unique
     assert table["population"].sum() == pytest.approx(85015, abs=0.5)
-    facilities = {f["properties"]["facility_id"]: f for f in _features(FACILITIES)}
+    facilities = {f["properties"]["facility_id"]: f for f in _features(ANDORRA_FACILITIES)}
     medical = {k for k, f in facilities.items() if f["properties"]["type"] in MEDICAL}
     med_xy = np.array([facilities[k]["geometry"]["coordinates"] for k in sorted(medical)])
     lon, lat = table["lon"].to_numpy(), table["lat"].to_numpy()
@@ -230,8 +234,9 @@ def test_manifest_hashes_equal_the_inputs_and_outputs(audit_run):
     _, out = audit_run
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     inputs = manifest["inputs"]
-    expected = {"scenario": ANDORRA, "facilities": FACILITIES, "boundaries": PARISHES,
-                "population": PLACES, "network": PBF, "dem": DEM}
+    expected = {"scenario": ANDORRA_SCENARIO, "facilities": ANDORRA_FACILITIES,
+                "boundaries": ANDORRA_PARISHES, "population": ANDORRA_PLACES,
+                "network": ANDORRA_PBF, "dem": ANDORRA_DEM}
     assert set(inputs) == set(expected)
     for role, path in expected.items():
         assert inputs[role]["sha256"] == _sha256(path), role
@@ -250,7 +255,7 @@ def test_set_threshold_all_pass_exit_0_quiet_and_chinese(audit_run, tmp_path):
     worst = places.loc[places["population"] > 0, "minutes_drive"].max()
     assert math.isfinite(worst) and worst > 15
     out = tmp_path / "pass"
-    result = _invoke("-q", "audit", ANDORRA, "--out", out, "--lang", "zh",
+    result = _invoke("-q", "audit", ANDORRA_SCENARIO, "--out", out, "--lang", "zh",
                      "--set", _standard(worst + 0.5))
     _no_traceback(result)
     assert result.exit_code == 0, result.output
@@ -272,7 +277,7 @@ def test_set_threshold_just_below_worst_place_fails_its_units(audit_run, tmp_pat
     failing_units = set(populated.loc[populated["minutes_drive"] > limit + 0.01, "unit_id"])
     assert failing_units  # the parish of the farthest place at least
     out = tmp_path / "fail"
-    result = _invoke("-q", "audit", ANDORRA, "--out", out, "--set", _standard(limit),
+    result = _invoke("-q", "audit", ANDORRA_SCENARIO, "--out", out, "--set", _standard(limit),
                      "--new", "1")
     assert result.exit_code == 1, result.output
     units = pd.read_csv(out / "units.csv")
@@ -301,7 +306,7 @@ def test_wrong_scenario_path_exit_2(tmp_path):
 def test_broken_input_exit_2_and_nothing_written(tmp_path, breakage):
     bad = tmp_path / "facilities.geojson"
     if breakage == "truncated":
-        bad.write_bytes(FACILITIES.read_bytes()[:500])
+        bad.write_bytes(ANDORRA_FACILITIES.read_bytes()[:500])
     elif breakage == "binary":
         bad.write_bytes(b"\xff\xfe\x00\x01garbage\x00" * 10)
     elif breakage == "folder":
@@ -324,39 +329,39 @@ def test_broken_input_leaves_earlier_outputs_intact(audit_run, tmp_path):
     shutil.copytree(first, out)
     before = {p.name: _sha256(p) for p in out.iterdir()}
     bad = tmp_path / "trunc.osm.pbf"
-    bad.write_bytes(PBF.read_bytes()[:20000])
+    bad.write_bytes(ANDORRA_PBF.read_bytes()[:20000])
     result = _invoke("-q", "audit", _scenario_copy(tmp_path, network=bad), "--out", out)
     assert result.exit_code == 2 and "PBF" in result.stderr
     assert {p.name: _sha256(p) for p in out.iterdir()} == before
 
 
 def test_bad_overrides_and_modes_exit_2(tmp_path):
-    result = _invoke("validate", ANDORRA, "--set", "standards[9].minutes=20")
+    result = _invoke("validate", ANDORRA_SCENARIO, "--set", "standards[9].minutes=20")
     assert result.exit_code == 2 and "standards[9]" in result.stderr
-    result = _invoke("validate", ANDORRA, "--mode", "bicycle")
+    result = _invoke("validate", ANDORRA_SCENARIO, "--mode", "bicycle")
     assert result.exit_code == 2 and "unknown travel mode 'bicycle'" in result.stderr
     _no_traceback(result)
 
 
 def test_validate_and_mode_filter():
-    result = _invoke("validate", ANDORRA)
+    result = _invoke("validate", ANDORRA_SCENARIO)
     assert result.exit_code == 0, result.output
-    total = sum(f["properties"]["population"] for f in _features(PLACES))
+    total = sum(f["properties"]["population"] for f in _features(ANDORRA_PLACES))
     assert f"{total:,.0f}" == "85,015"
     assert result.stdout.strip() == (
         "Andorra: OK - 6 standards, 10 facilities, 7 units, 410 population places, "
         "population 85,015"
     )
     # --mode drive keeps SPB-02 (5 km by road, drive), DRIVE-15 and DDK-06 (no travel mode)
-    result = _invoke("-q", "validate", ANDORRA, "--mode", "drive")
+    result = _invoke("-q", "validate", ANDORRA_SCENARIO, "--mode", "drive")
     assert result.exit_code == 0 and result.stdout.startswith("Andorra: OK - 3 standards")
-    result = _invoke("-q", "validate", ANDORRA, "--mode", "walk", "--mode", "ambulance")
+    result = _invoke("-q", "validate", ANDORRA_SCENARIO, "--mode", "walk", "--mode", "ambulance")
     assert result.exit_code == 0 and result.stdout.startswith("Andorra: OK - 4 standards")
 
 
 # --------------------------------------------------------------------- other subcommands
 def test_isochrones_command(tmp_path):
-    result = _invoke("-q", "isochrones", ANDORRA, "--out", tmp_path, "--mode", "drive",
+    result = _invoke("-q", "isochrones", ANDORRA_SCENARIO, "--out", tmp_path, "--mode", "drive",
                      "--minutes", "10", "--minutes", "20")
     assert result.exit_code == 0, result.output
     gpkg = gpd.read_file(tmp_path / "isochrones.gpkg")
@@ -370,7 +375,7 @@ def test_isochrones_command(tmp_path):
 
 
 def test_site_command(tmp_path):
-    result = _invoke("site", ANDORRA, "--new", "2", "--out", tmp_path)
+    result = _invoke("site", ANDORRA_SCENARIO, "--new", "2", "--out", tmp_path)
     assert result.exit_code == 0, result.output
     assert "Optimising 2 new site(s) (mclp): done in" in result.stderr
     sites = pd.read_csv(tmp_path / "proposals.csv")
@@ -379,9 +384,9 @@ def test_site_command(tmp_path):
     assert (sites["covered_share"] <= 1 + 1e-9).all()
     assert set(sites["rule_id"]) == {"BZ-12"}  # the first travel-time standard
     # each proposed site lies in Andorra and at least 300 m from every existing facility
-    area = gpd.read_file(PARISHES).to_crs(32631).union_all().buffer(50)
+    area = gpd.read_file(ANDORRA_PARISHES).to_crs(32631).union_all().buffer(50)
     pts = gpd.GeoSeries(gpd.points_from_xy(sites["lon"], sites["lat"]), crs=4326).to_crs(32631)
-    fac = gpd.read_file(FACILITIES).to_crs(32631)
+    fac = gpd.read_file(ANDORRA_FACILITIES).to_crs(32631)
     for p in pts:
         assert area.contains(p)
         assert fac.distance(p).min() >= 299
@@ -390,7 +395,7 @@ def test_site_command(tmp_path):
 
 
 def test_map_command_writes_only_the_map(tmp_path):
-    result = _invoke("-q", "map", ANDORRA, "--out", tmp_path, "--mode", "drive")
+    result = _invoke("-q", "map", ANDORRA_SCENARIO, "--out", tmp_path, "--mode", "drive")
     assert result.exit_code == 0, result.output
     assert [p.name for p in tmp_path.iterdir()] == ["map.html"]
     html = (tmp_path / "map.html").read_text(encoding="utf-8")
@@ -417,7 +422,7 @@ def test_presets_command_lists_every_preset_with_its_source():
 def test_data_fetch_from_a_local_extract(tmp_path):
     """Wahlkreis Unterland (OSM relation 49) cut from the shipped Liechtenstein extract."""
     result = _invoke("-q", "data", "fetch", "--out", tmp_path,
-                     "--pbf", DATA / "osm" / "liechtenstein-2013-08-03.osm.pbf",
+                     "--pbf", LIECHTENSTEIN_PBF,
                      "--relation-id", "49", "--buffer-m", "1000", "--lang", "en")
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("5 townships")
@@ -426,7 +431,7 @@ def test_data_fetch_from_a_local_extract(tmp_path):
     towns = gpd.read_file(tmp_path / "townships.geojson")
     assert set(towns["name"]) == {"Eschen", "Gamprin", "Mauren", "Ruggell", "Schellenberg"}
     # no outline given: a clear message, exit 2
-    result = _invoke("data", "fetch", "--out", tmp_path / "x", "--pbf", PBF)
+    result = _invoke("data", "fetch", "--out", tmp_path / "x", "--pbf", ANDORRA_PBF)
     assert result.exit_code == 2 and "no district outline" in result.stderr
     _no_traceback(result)
 
@@ -442,7 +447,7 @@ def test_version_and_help():
 def test_unwritable_output_folder_exit_2(tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder", encoding="utf-8")
-    result = _invoke("-q", "isochrones", ANDORRA, "--out", blocker / "sub")
+    result = _invoke("-q", "isochrones", ANDORRA_SCENARIO, "--out", blocker / "sub")
     assert result.exit_code == 2, result.output
     assert "Error:" in result.stderr and "a_file" in result.stderr
     _no_traceback(result)
@@ -456,18 +461,18 @@ def test_unexpected_error_exit_3_traceback_only_with_v(monkeypatch):
         raise ZeroDivisionError("simulated bug")
 
     monkeypatch.setattr(coverage.pipeline, "load_inputs", broken)
-    result = _invoke("validate", ANDORRA)
+    result = _invoke("validate", ANDORRA_SCENARIO)
     assert result.exit_code == 3
     assert "Internal error: ZeroDivisionError: simulated bug" in result.stderr
     _no_traceback(result)
-    result = _invoke("-v", "validate", ANDORRA)
+    result = _invoke("-v", "validate", ANDORRA_SCENARIO)
     assert result.exit_code == 3 and "Traceback" in result.stderr
 
 
 def test_places_csv_says_which_source_decided_urban_or_rural(audit_run):
     _, out = audit_run
     places = pd.read_csv(out / "places.csv")
-    shipped = gpd.read_file(PLACES).set_index("place_id")
+    shipped = gpd.read_file(ANDORRA_PLACES).set_index("place_id")
     # the scenario names the places' own urban_rural column, so that column decided
     assert set(places["ur_source"]) == {"column"}
     expected = shipped.loc[places["place_id"], "urban_rural"].to_numpy()

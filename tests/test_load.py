@@ -37,6 +37,7 @@ import pytest
 import scipy.sparse as sp
 import shapely
 from live_app import CHROMIUM, CHROMIUM_LAUNCH, streamlit_server
+from shipped import ANDORRA_SCENARIO
 
 from coverage.progress import Steps
 
@@ -44,7 +45,6 @@ pytestmark = [pytest.mark.load]
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "app.py"
-ANDORRA = ROOT / "data" / "scenarios" / "andorra.toml"
 SESSIONS = 4
 #: Bounds: one script run of a session, the whole concurrent phase, memory growth.
 STEP_SECONDS = 120.0
@@ -147,7 +147,7 @@ def expected() -> dict[str, float]:
     from coverage.app.cache import load_region, siting_for
     from coverage.app.state import standards_tables
 
-    region = load_region(ANDORRA)
+    region = load_region(ANDORRA_SCENARIO)
     tables = standards_tables(region.scenario.standards)
     session = siting_for(region, tables, "BZ-12")
     raised = standards_tables(region.scenario.standards,
@@ -214,13 +214,13 @@ def test_four_sessions_at_once_share_caches_but_not_results(expected, capsys, th
     assert _covered(warm) == pytest.approx(round(expected["baseline"]), abs=0.5)
 
     # the shared objects every session reads
-    region = cache.shared_region(str(ANDORRA.resolve()))
+    region = cache.shared_region(str(ANDORRA_SCENARIO.resolve()))
     tkey = cache.standards_key(standards_tables(region.scenario.standards))
     shared = {
         "region.inputs": region.inputs,
         "region.access": region.access,
-        "baseline": cache.shared_baseline(str(ANDORRA.resolve()), tkey),
-        "siting": cache.shared_siting(str(ANDORRA.resolve()), tkey, "BZ-12"),
+        "baseline": cache.shared_baseline(str(ANDORRA_SCENARIO.resolve()), tkey),
+        "siting": cache.shared_siting(str(ANDORRA_SCENARIO.resolve()), tkey, "BZ-12"),
     }
     before = {name: fingerprint(obj) for name, obj in shared.items()}
     timings_before = dict(region.access.steps.timings)
@@ -280,7 +280,7 @@ def test_four_sessions_at_once_share_caches_but_not_results(expected, capsys, th
     # D looked again after the others: still the baseline
     _timed(apps["D"], lambda a: a, latencies)
     assert _covered(apps["D"]) == pytest.approx(round(expected["baseline"]), abs=0.5)
-    assert cache.shared_region(str(ANDORRA.resolve())) is region  # one shared region
+    assert cache.shared_region(str(ANDORRA_SCENARIO.resolve())) is region  # one shared region
 
     # the shared objects were read, never changed (attributes filled lazily are new keys)
     after = {name: fingerprint(obj) for name, obj in shared.items()}

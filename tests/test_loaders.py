@@ -16,6 +16,14 @@ import rasterio
 import shapely
 from affine import Affine
 from pyproj import Transformer
+from shipped import (
+    ANDORRA_PARISHES,
+    ANDORRA_PBF,
+    ANDORRA_POPULATION,
+    LIECHTENSTEIN_MUNICIPALITIES,
+    LIECHTENSTEIN_PBF,
+    LIECHTENSTEIN_POPULATION,
+)
 
 from coverage.errors import InputWarning
 from coverage.facility_types import facility_type_from_osm
@@ -29,12 +37,6 @@ from coverage.loaders import (
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data"
-LI_PBF = DATA / "osm" / "liechtenstein-2013-08-03.osm.pbf"
-AD_PBF = DATA / "osm" / "andorra-2013-05-23.osm.pbf"
-LI_BOUNDARIES = DATA / "boundaries" / "liechtenstein_municipalities.geojson"
-AD_BOUNDARIES = DATA / "boundaries" / "andorra_parishes.geojson"
-LI_POP = DATA / "population" / "liechtenstein_municipality_population_2014.csv"
-AD_POP = DATA / "population" / "andorra_parish_population_2010.csv"
 
 
 class _HealthNodes(osmium.SimpleHandler):
@@ -60,18 +62,18 @@ def osm_health_points(pbf: Path) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def li_points() -> pd.DataFrame:
-    return osm_health_points(LI_PBF)
+    return osm_health_points(LIECHTENSTEIN_PBF)
 
 
 @pytest.fixture(scope="module")
 def li_units() -> gpd.GeoDataFrame:
-    return load_boundaries(LI_BOUNDARIES, id_column="unit_id", name_column="name",
+    return load_boundaries(LIECHTENSTEIN_MUNICIPALITIES, id_column="unit_id", name_column="name",
                            level="municipality", population_column="population")
 
 
 @pytest.fixture(scope="module")
 def ad_units() -> gpd.GeoDataFrame:
-    return load_boundaries(AD_BOUNDARIES, id_column="unit_id", name_column="name",
+    return load_boundaries(ANDORRA_PARISHES, id_column="unit_id", name_column="name",
                            level="parish", population_column="population")
 
 
@@ -261,8 +263,8 @@ def test_building_outline_becomes_a_point_inside_it(li_points, tmp_path):
 
 @pytest.mark.parametrize(
     ("path", "pop_csv", "pop_col", "n", "total"),
-    [(LI_BOUNDARIES, LI_POP, "population_2014_12_31", 11, 37370),
-     (AD_BOUNDARIES, AD_POP, "population_2010", 7, 85015)],
+    [(LIECHTENSTEIN_MUNICIPALITIES, LIECHTENSTEIN_POPULATION, "population_2014_12_31", 11, 37370),
+     (ANDORRA_PARISHES, ANDORRA_POPULATION, "population_2010", 7, 85015)],
 )
 def test_shipped_boundaries(path, pop_csv, pop_col, n, total):
     units = load_boundaries(path, id_column="unit_id", name_column="name", level="x",
@@ -339,7 +341,7 @@ def test_population_from_the_units_column(li_units):
 
 def test_population_points_get_their_unit(ad_units, tmp_path):
     # real places: the Andorran health POIs standing in as village points
-    pts = osm_health_points(AD_PBF)
+    pts = osm_health_points(ANDORRA_PBF)
     pts = pts.assign(人口=np.arange(1, len(pts) + 1) * 10,
                      城乡=np.where(np.arange(len(pts)) % 2 == 0, "城镇", "220"))
     path = tmp_path / "villages.csv"

@@ -19,6 +19,7 @@ import pytest
 import rasterio
 from affine import Affine
 from shapely.geometry import Point, Polygon
+from shipped import LIECHTENSTEIN_MUNICIPALITIES
 
 from coverage.errors import CoverageError, InputError, InputWarning
 from coverage.facility_types import FACILITY_TYPES
@@ -29,14 +30,10 @@ from coverage.loaders import (
     load_population,
 )
 
-REPO = Path(__file__).resolve().parents[1]
-LI_PBF = REPO / "data" / "osm" / "liechtenstein-2013-08-03.osm.pbf"
-LI_BOUNDARIES = REPO / "data" / "boundaries" / "liechtenstein_municipalities.geojson"
-
 
 @pytest.fixture(scope="module")
 def li_units() -> gpd.GeoDataFrame:
-    return gpd.read_file(LI_BOUNDARIES)
+    return gpd.read_file(LIECHTENSTEIN_MUNICIPALITIES)
 
 
 @pytest.fixture

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import networkx as nx
 import numpy as np
 import osmnx as ox
 import pytest
 import shapely
-from conftest import ANDORRA_DEM, ANDORRA_PBF
 from pyproj import Geod
+from shipped import ANDORRA_DEM, ANDORRA_PBF, LIECHTENSTEIN_PBF
 
 from coverage.errors import CoverageError
 from coverage.modes import get_mode, tobler_factor
@@ -168,7 +166,7 @@ def test_cache_file_writable_by_others_is_not_unpickled(tmp_path):
 
     from coverage.network import build_network
 
-    pbf = Path(__file__).resolve().parents[1] / "data" / "osm" / "liechtenstein-2013-08-03.osm.pbf"
+    pbf = LIECHTENSTEIN_PBF
     first = build_network(pbf, mode="drive", cache_dir=tmp_path)
     (cache_file,) = tmp_path.glob("*.pkl")
     # a valid network object, marked, is read back while the file is only ours ...

@@ -15,10 +15,10 @@ import nbformat
 import pandas as pd
 import pytest
 from nbclient import NotebookClient
+from shipped import ANDORRA_FACILITIES, ANDORRA_PARISHES, ANDORRA_PLACES
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "audit_andorra.ipynb"
-DATA = ROOT / "data"
 
 
 def _stdout(cell) -> str:
@@ -46,11 +46,11 @@ def test_committed_notebook_has_no_outputs():
 def test_notebook_prints_parishes_and_population(executed):
     nb, _ = executed
     text = "\n".join(_stdout(c) for c in nb.cells if c.cell_type == "code")
-    parishes = json.loads((DATA / "boundaries" / "andorra_parishes.geojson").read_text("utf-8"))
-    places = json.loads((DATA / "population" / "andorra_places.geojson").read_text("utf-8"))
+    parishes = json.loads(ANDORRA_PARISHES.read_text("utf-8"))
+    places = json.loads(ANDORRA_PLACES.read_text("utf-8"))
     total = sum(f["properties"]["population"] for f in places["features"])
     assert round(total) == 85015
-    facilities = json.loads((DATA / "facilities" / "andorra.geojson").read_text("utf-8"))
+    facilities = json.loads(ANDORRA_FACILITIES.read_text("utf-8"))
     assert (f"{len(parishes['features'])} parishes, {len(facilities['features'])} facilities, "
             f"{len(places['features'])} population places") in text
     assert "7 parishes, 10 facilities, 410 population places" in text

@@ -11,6 +11,7 @@ import pytest
 import shapely
 import shapely.wkb
 from shapely.geometry import Point, Polygon, box
+from shipped import ANDORRA_PBF, LIECHTENSTEIN_PBF
 
 from coverage.errors import CoverageError, InputWarning
 from coverage.osm_features import (
@@ -21,9 +22,6 @@ from coverage.osm_features import (
     read_residential_roads,
 )
 
-DATA = Path(__file__).resolve().parents[1] / "data"
-ANDORRA = DATA / "osm" / "andorra-2013-05-23.osm.pbf"
-LIECHTENSTEIN = DATA / "osm" / "liechtenstein-2013-08-03.osm.pbf"
 PARISHES = tuple(range(2804753, 2804760))
 CANILLO = 2804754
 
@@ -42,14 +40,14 @@ def _osmium_areas(path: Path, ids: set[int]) -> dict[int, shapely.Geometry]:
 def andorra_relations():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        gdf = read_admin_boundaries(ANDORRA, relation_ids=(9407, *PARISHES))
+        gdf = read_admin_boundaries(ANDORRA_PBF, relation_ids=(9407, *PARISHES))
     return gdf, [str(w.message) for w in caught if issubclass(w.category, InputWarning)]
 
 
 def test_complete_parishes_match_libosmium_area_assembler(andorra_relations):
     gdf, _ = andorra_relations
     complete = set(PARISHES) - {CANILLO}
-    reference = _osmium_areas(ANDORRA, complete)
+    reference = _osmium_areas(ANDORRA_PBF, complete)
     assert set(reference) == complete  # libosmium cannot build Canillo: it is cut
     for rid, ref in reference.items():
         ours = gdf.loc[gdf.osm_id == rid, "geometry"].iloc[0]
@@ -77,7 +75,7 @@ def test_cut_relations_are_closed_and_reported(andorra_relations):
 def test_liechtenstein_municipalities_match_libosmium():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", InputWarning)  # Austrian/Swiss units are cut
-        gdf = read_admin_boundaries(LIECHTENSTEIN, admin_level=8)
+        gdf = read_admin_boundaries(LIECHTENSTEIN_PBF, admin_level=8)
     names = set(gdf.name)
     li = {
         "Ruggell", "Schellenberg", "Gamprin", "Eschen", "Mauren", "Schaan",
@@ -87,7 +85,7 @@ def test_liechtenstein_municipalities_match_libosmium():
     assert {"Feldkirch", "Buchs (SG)", "Maienfeld"} <= names  # neighbours in the extract
     assert len(gdf) == 22
     ids = set(gdf.osm_id[gdf.name.isin(li)])
-    reference = _osmium_areas(LIECHTENSTEIN, ids)
+    reference = _osmium_areas(LIECHTENSTEIN_PBF, ids)
     assert set(reference) == ids
     for rid, ref in reference.items():
         ours = gdf.loc[gdf.osm_id == rid, "geometry"].iloc[0]
@@ -96,7 +94,7 @@ def test_liechtenstein_municipalities_match_libosmium():
 
 def test_unknown_relation_and_missing_file_raise(tmp_path):
     with pytest.raises(CoverageError, match=r"\[123\].*not found"):
-        read_admin_boundaries(ANDORRA, relation_ids=[123, 9407])
+        read_admin_boundaries(ANDORRA_PBF, relation_ids=[123, 9407])
     with pytest.raises(CoverageError, match="not found.*existing .osm.pbf"):
         read_health_facilities(tmp_path / "nope.osm.pbf")
     bad = tmp_path / "bad.osm.pbf"
@@ -106,7 +104,7 @@ def test_unknown_relation_and_missing_file_raise(tmp_path):
 
 
 def test_andorra_health_facilities():
-    fac = read_health_facilities(ANDORRA)
+    fac = read_health_facilities(ANDORRA_PBF)
     assert list(fac.columns) == [
         "facility_id", "name", "type", "source", "osm_type", "osm_id", "tags", "geometry",
     ]  # fmt: skip
@@ -122,24 +120,24 @@ def test_andorra_health_facilities():
     assert way["osm_type"] == "way" and way["osm_id"] == 194554955
     factory = osmium.geom.WKBFactory()
     ref = None
-    for obj in osmium.FileProcessor(str(ANDORRA)).with_areas():
+    for obj in osmium.FileProcessor(str(ANDORRA_PBF)).with_areas():
         if obj.is_area() and obj.from_way() and obj.orig_id() == 194554955:
             ref = shapely.wkb.loads(factory.create_multipolygon(obj), hex=True).centroid
     assert ref is not None and way.geometry.distance(ref) < 1e-9
     # area filter keeps points inside the polygon only
     west = box(1.40, 42.40, 1.55, 42.70)
-    kept = read_health_facilities(ANDORRA, area=west)
+    kept = read_health_facilities(ANDORRA_PBF, area=west)
     assert set(kept.facility_id) == set(fac.facility_id[fac.geometry.x < 1.55])
     assert 0 < len(kept) < len(fac)
 
 
 def test_liechtenstein_hospital_and_places():
-    fac = read_health_facilities(LIECHTENSTEIN).set_index("facility_id")
+    fac = read_health_facilities(LIECHTENSTEIN_PBF).set_index("facility_id")
     hosp = fac.loc["osm-n6245"]
     assert hosp["name"] == "Liechtensteinisches Landesspital" and hosp["type"] == "hospital"
     assert json.loads(hosp["tags"])["addr:city"] == "Vaduz"
     assert (fac["type"] == "pharmacy").sum() == 4
-    places = read_places(ANDORRA)
+    places = read_places(ANDORRA_PBF)
     assert len(places) == 68  # 32 villages, 20 hamlets, 7 towns, 7 localities, country, nbhd
     alv = places[places.name == "Andorra la Vella"].iloc[0]
     assert alv.place == "town" and alv.population == 24678.0
@@ -147,14 +145,14 @@ def test_liechtenstein_hospital_and_places():
 
 
 def test_residential_roads():
-    roads = read_residential_roads(ANDORRA)
+    roads = read_residential_roads(ANDORRA_PBF)
     assert set(roads.highway) == set(RESIDENTIAL_HIGHWAYS)
     # way counts per class in the extract: residential 468, living_street 1, pedestrian 12,
     # unclassified 98
     assert roads.highway.value_counts().to_dict() == {
         "residential": 468, "unclassified": 98, "pedestrian": 12, "living_street": 1,
     }  # fmt: skip
-    only = read_residential_roads(LIECHTENSTEIN, highway=("living_street",))
+    only = read_residential_roads(LIECHTENSTEIN_PBF, highway=("living_street",))
     assert len(only) == 18 and (only.geometry.geom_type == "LineString").all()
 
 

@@ -12,6 +12,7 @@ import pandas as pd
 import pyogrio
 import pytest
 import shapely
+from shipped import ANDORRA_PBF, ANDORRA_POPULATION
 
 from coverage.errors import CoverageError
 from coverage.outputs.atomic import (
@@ -29,8 +30,6 @@ from coverage.outputs.manifest import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-ANDORRA_PBF = ROOT / "data/osm/andorra-2013-05-23.osm.pbf"
-ANDORRA_POP = ROOT / "data/population/andorra_parish_population_2010.csv"
 
 
 def test_atomic_path_replaces_on_success(tmp_path: Path) -> None:
@@ -126,11 +125,11 @@ def test_stale_staging_of_a_dead_process_is_removed(tmp_path: Path) -> None:
 
 def test_build_manifest_hashes_and_extract_date() -> None:
     manifest = build_manifest(
-        inputs={"network": ANDORRA_PBF, "population": ANDORRA_POP},
+        inputs={"network": ANDORRA_PBF, "population": ANDORRA_POPULATION},
         parameters={"modes": ["walk"], "out": ROOT / "out"},
         timings={"network": 1.23456},
     )
-    for role, path in (("network", ANDORRA_PBF), ("population", ANDORRA_POP)):
+    for role, path in (("network", ANDORRA_PBF), ("population", ANDORRA_POPULATION)):
         assert manifest["inputs"][role]["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
         assert manifest["inputs"][role]["bytes"] == path.stat().st_size
     # The PBF header says 2013-05-28 (replication timestamp) although the name says 05-23.
@@ -147,13 +146,14 @@ def test_osm_extract_date_falls_back_to_file_name(tmp_path: Path) -> None:
     fake = tmp_path / "chongqing-2024-03-01.osm.pbf"
     fake.write_bytes(b"not a pbf")
     assert read_osm_extract_date(fake) == "2024-03-01"
-    assert read_osm_extract_date(ANDORRA_POP) is None
+    assert read_osm_extract_date(ANDORRA_POPULATION) is None
 
 
 def test_manifest_errors_and_digest(tmp_path: Path) -> None:
     with pytest.raises(CoverageError, match="not a file"):
         build_manifest(inputs={"x": tmp_path / "missing.csv"}, parameters={}, timings={})
-    assert file_sha256(ANDORRA_POP) == hashlib.sha256(ANDORRA_POP.read_bytes()).hexdigest()
+    expected = hashlib.sha256(ANDORRA_POPULATION.read_bytes()).hexdigest()
+    assert file_sha256(ANDORRA_POPULATION) == expected
     a = {"b": 1, "a": [1, 2]}
     assert manifest_digest(a) == manifest_digest({"a": [1, 2], "b": 1})
     assert manifest_digest(a) == hashlib.sha256(b'{"a":[1,2],"b":1}').hexdigest()

@@ -33,6 +33,7 @@ import pytest
 import shapely
 from PIL import Image
 from shapely import wkb
+from shipped import LIECHTENSTEIN_PBF, LIECHTENSTEIN_POPULATION
 
 from coverage.outputs import OUTPUT_NAMES, write_outputs
 from coverage.outputs.manifest import build_manifest, manifest_digest
@@ -41,8 +42,6 @@ from coverage.outputs.webmap import layer_names, render_map_html
 from coverage.results import RunResult
 
 ROOT = Path(__file__).resolve().parents[1]
-PBF = ROOT / "data/osm/liechtenstein-2013-08-03.osm.pbf"
-POP_CSV = ROOT / "data/population/liechtenstein_municipality_population_2014.csv"
 EVIL = "<script>alert(1)</script>"
 SPEED_M_PER_MIN = {"walk": 4500 / 60, "drive": 40000 / 60}
 RULES = {  # rule_id -> (name, mode, minutes, required share)
@@ -55,7 +54,7 @@ UTM = "EPSG:32632"  # Liechtenstein is in UTM zone 32N
 def _read_osm() -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, gpd.GeoDataFrame]:
     factory = osmium.geom.WKBFactory()
     units, places, facilities = [], [], []
-    processor = osmium.FileProcessor(str(PBF)).with_areas().with_filter(
+    processor = osmium.FileProcessor(str(LIECHTENSTEIN_PBF)).with_areas().with_filter(
         osmium.filter.KeyFilter("boundary", "place", "amenity")
     )
     for obj in processor:
@@ -78,7 +77,7 @@ def _read_osm() -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, gpd.GeoDataFrame]:
 
 def _build_result() -> RunResult:
     osm_units, osm_places, osm_fac = _read_osm()
-    pop = pd.read_csv(POP_CSV)
+    pop = pd.read_csv(LIECHTENSTEIN_POPULATION)
     units = osm_units.merge(pop, left_on="name", right_on="municipality", how="inner")
     units = gpd.GeoDataFrame(
         {
@@ -174,7 +173,7 @@ def _build_result() -> RunResult:
         crs="EPSG:4326",
     )
     manifest = build_manifest(
-        inputs={"network": PBF, "population": POP_CSV},
+        inputs={"network": LIECHTENSTEIN_PBF, "population": LIECHTENSTEIN_POPULATION},
         parameters={"modes": list(SPEED_M_PER_MIN), "isochrone_minutes": [15, 30]},
         timings={"network": 0.5, "audit": 0.25},
     )
@@ -225,7 +224,7 @@ def test_all_files_written_with_fixed_names(written: dict[str, Path]) -> None:
 def test_manifest_hashes_match_inputs_and_outputs(result: RunResult,
                                                   written: dict[str, Path]) -> None:
     doc = json.loads(written["manifest.json"].read_text("utf-8"))
-    for role, path in (("network", PBF), ("population", POP_CSV)):
+    for role, path in (("network", LIECHTENSTEIN_PBF), ("population", LIECHTENSTEIN_POPULATION)):
         assert doc["inputs"][role]["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
         assert doc["inputs"][role]["bytes"] == path.stat().st_size
     assert doc["osm_extract_date"] == "2013-08-03"  # from the PBF header
@@ -270,7 +269,7 @@ def test_gpkg_layers_counts_values_and_manifest(result: RunResult,
     assert stored["inputs"] == json.loads(json.dumps(result.manifest["inputs"]))
     meta = pyogrio.read_info(path, layer="facilities")["dataset_metadata"]
     assert json.loads(meta["run_manifest"])["inputs"]["network"]["sha256"] == \
-        hashlib.sha256(PBF.read_bytes()).hexdigest()
+        hashlib.sha256(LIECHTENSTEIN_PBF.read_bytes()).hexdigest()
 
 
 def test_units_csv_english(result: RunResult, written: dict[str, Path]) -> None:
@@ -309,7 +308,7 @@ def test_units_csv_and_xlsx_chinese(result: RunResult, written_zh: dict[str, Pat
     assert summary.max_row == 1 + len(RULES)
     manifest_rows = {row[0].value: row[1].value for row in book["运行清单"].iter_rows(min_row=2)}
     assert json.loads(manifest_rows["inputs"])["network"]["sha256"] == \
-        hashlib.sha256(PBF.read_bytes()).hexdigest()
+        hashlib.sha256(LIECHTENSTEIN_PBF.read_bytes()).hexdigest()
     places_sheet = book["居民点"]
     header = [c.value for c in places_sheet[1]]
     assert "分钟（步行）" in header and "最近机构（驾车）" in header
@@ -351,7 +350,7 @@ def test_map_html_layers_legend_attribution_offline(result: RunResult,
     assert not re.search(r'<script[^>]+src=', page)
     assert not re.search(r'<link[^>]+stylesheet', page)
     assert _manifest_from_html(page)["inputs"]["network"]["sha256"] == \
-        hashlib.sha256(PBF.read_bytes()).hexdigest()
+        hashlib.sha256(LIECHTENSTEIN_PBF.read_bytes()).hexdigest()
 
 
 def test_map_html_chinese_labels(result: RunResult) -> None:
@@ -443,7 +442,7 @@ def test_png_size_manifest_and_font_fallback(result: RunResult, written: dict[st
         # Not a blank canvas: units, isochrones and markers give many colours.
         assert len(image.convert("RGB").getcolors(maxcolors=1 << 20)) > 50
     assert stored["inputs"]["population"]["sha256"] == \
-        hashlib.sha256(POP_CSV.read_bytes()).hexdigest()
+        hashlib.sha256(LIECHTENSTEIN_POPULATION.read_bytes()).hexdigest()
 
     from coverage.outputs.staticmap import write_static_map
 
@@ -464,7 +463,7 @@ def test_report_summary_escaping_and_manifest(result: RunResult, written: dict[s
         assert f"{row.units_passing} / {row.units_total}" in page
         assert f"{100 * row.share:.1f}%" in page
     assert "© OpenStreetMap contributors" in page and "ODbL" in page
-    assert hashlib.sha256(PBF.read_bytes()).hexdigest() in page
+    assert hashlib.sha256(LIECHTENSTEIN_PBF.read_bytes()).hexdigest() in page
     assert _manifest_from_html(page)["osm_extract_date"] == "2013-08-03"
     assert page.count("<script") == 1  # only the JSON manifest
     zh = written_zh["report.html"].read_text("utf-8")

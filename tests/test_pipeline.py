@@ -7,19 +7,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from shipped import LIECHTENSTEIN_SCENARIO
 
 from coverage.facility_types import FACILITY_GROUPS
 from coverage.geo import haversine_m
 from coverage.pipeline import RoadAccess, load_inputs, rules_for_scenario, run_scenario
 from coverage.scenario import load_scenario
 
-REPO = Path(__file__).resolve().parents[1]
-SCENARIO = REPO / "data" / "scenarios" / "liechtenstein.toml"
-
 
 @pytest.fixture(scope="module")
 def run():
-    scenario = load_scenario(SCENARIO)
+    scenario = load_scenario(LIECHTENSTEIN_SCENARIO)
     inputs = load_inputs(scenario)
     access = RoadAccess(scenario, inputs)
     result = run_scenario(scenario, inputs=inputs, access=access)
@@ -82,7 +80,8 @@ def test_ambulance_adds_the_turnout_and_drives_out(run) -> None:
 
 def test_places_table_columns_per_mode(run) -> None:
     _, _, _, result = run
-    modes = {r.mode for r in rules_for_scenario(load_scenario(SCENARIO)) if hasattr(r, "mode")}
+    rules = rules_for_scenario(load_scenario(LIECHTENSTEIN_SCENARIO))
+    modes = {r.mode for r in rules if hasattr(r, "mode")}
     for mode in modes:
         assert f"minutes_{mode}" in result.places.columns
         assert f"nearest_{mode}" in result.places.columns

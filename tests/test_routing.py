@@ -9,8 +9,9 @@ import networkx as nx
 import numpy as np
 import pytest
 import shapely
-from conftest import ANDORRA_PBF, SYNTHETIC_NODES
+from conftest import SYNTHETIC_NODES
 from pyproj import Geod
+from shipped import ANDORRA_PBF
 
 from coverage.attach import attach
 from coverage.errors import CoverageError

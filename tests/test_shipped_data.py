@@ -11,6 +11,13 @@ from pathlib import Path
 import geopandas as gpd
 import pandas as pd
 import pytest
+from shipped import (
+    ANDORRA_FACILITIES,
+    ANDORRA_PBF,
+    ANDORRA_POPULATION,
+    LIECHTENSTEIN_FACILITIES,
+    LIECHTENSTEIN_POPULATION,
+)
 
 from coverage.errors import InputWarning
 from coverage.osm_features import read_places
@@ -43,7 +50,7 @@ def _units(country: str) -> gpd.GeoDataFrame:
 
 def test_andorra_parishes():
     units = _units("andorra")
-    official = pd.read_csv(DATA / "population" / "andorra_parish_population_2010.csv")
+    official = pd.read_csv(ANDORRA_POPULATION)
     assert list(units.columns) == [*UNIT_COLUMNS, "geometry"]
     assert len(units) == 7 and units.unit_id.is_unique
     assert units.population.sum() == 85_015
@@ -60,7 +67,7 @@ def test_andorra_parishes():
 
 def test_liechtenstein_municipalities():
     units = _units("liechtenstein")
-    official = pd.read_csv(DATA / "population" / "liechtenstein_municipality_population_2014.csv")
+    official = pd.read_csv(LIECHTENSTEIN_POPULATION)
     assert list(units.columns) == [*UNIT_COLUMNS, "geometry"]
     assert len(units) == 11 and units.unit_id.is_unique
     assert units.population.sum() == 37_370
@@ -98,7 +105,7 @@ def test_unit_areas_against_official_areas():
 def test_canillo_holds_its_villages():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", InputWarning)
-        places = read_places(DATA / "osm" / "andorra-2013-05-23.osm.pbf").set_index("name")
+        places = read_places(ANDORRA_PBF).set_index("name")
     units = _units("andorra").set_index("name")
     for village in ("Canillo", "Soldeu", "el Tarter", "Ransol"):
         assert units.loc["Canillo", "geometry"].contains(places.loc[village, "geometry"]), village
@@ -121,14 +128,14 @@ def test_facilities_inside_country(country):
 
 
 def test_known_facilities():
-    li = gpd.read_file(DATA / "facilities" / "liechtenstein.geojson").set_index("facility_id")
+    li = gpd.read_file(LIECHTENSTEIN_FACILITIES).set_index("facility_id")
     hosp = li.loc["osm-n6245"]
     assert hosp["name"] == "Liechtensteinisches Landesspital"
     assert hosp["type"] == "hospital" and hosp["osm_id"] == 6245
     assert hosp.geometry.x == pytest.approx(9.52248, abs=1e-4)
     assert hosp.geometry.y == pytest.approx(47.13438, abs=1e-4)
     assert li["type"].value_counts().to_dict() == {"pharmacy": 4, "hospital": 1}
-    ad = gpd.read_file(DATA / "facilities" / "andorra.geojson").set_index("facility_id")
+    ad = gpd.read_file(ANDORRA_FACILITIES).set_index("facility_id")
     assert ad["type"].value_counts().to_dict() == {"hospital": 7, "pharmacy": 3}
     assert ad.loc["osm-n1934464746", "name"] == "Farmacia D Encamp"
     assert ad.loc["osm-n1934464746", "type"] == "pharmacy"

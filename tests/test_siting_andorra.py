@@ -8,12 +8,11 @@ one-pass multi-source ``nearest`` from the hospitals plus the proposed sites.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
+from shipped import ANDORRA_FACILITIES, ANDORRA_PARISHES, ANDORRA_PBF, ANDORRA_PLACES
 
 from coverage.attach import attach
 from coverage.network import build_network
@@ -22,17 +21,14 @@ from coverage.siting import SitingProblem
 from coverage.siting.candidates import exclude, grid_candidates
 from coverage.siting.curve import coverage_curve
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture(scope="module")
 def andorra():
-    network = build_network(REPO / "data/osm/andorra-2013-05-23.osm.pbf", mode="drive",
-                            cache_dir=None)
-    places = gpd.read_file(REPO / "data/population/andorra_places.geojson")
-    facilities = gpd.read_file(REPO / "data/facilities/andorra.geojson")
+    network = build_network(ANDORRA_PBF, mode="drive", cache_dir=None)
+    places = gpd.read_file(ANDORRA_PLACES)
+    facilities = gpd.read_file(ANDORRA_FACILITIES)
     hospitals = facilities[facilities["type"] == "hospital"].reset_index(drop=True)
-    parishes = gpd.read_file(REPO / "data/boundaries/andorra_parishes.geojson")
+    parishes = gpd.read_file(ANDORRA_PARISHES)
     area = parishes.to_crs(network.crs).union_all()
     hosp_xy = hospitals.to_crs(network.crs).geometry
     cands = grid_candidates(area, spacing_m=1000, node_x=network.xy[:, 0],

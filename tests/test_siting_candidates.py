@@ -7,14 +7,13 @@ village and town seats (place=village|town) buffered by 1 km; the hospital is th
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import geopandas as gpd
 import numpy as np
 import osmium
 import pytest
 import shapely
 from pyproj import Transformer
+from shipped import LIECHTENSTEIN_PBF
 
 from coverage.errors import CoverageError
 from coverage.siting.candidates import (
@@ -25,8 +24,6 @@ from coverage.siting.candidates import (
     seat_candidates,
 )
 
-REPO = Path(__file__).resolve().parents[1]
-PBF = REPO / "data" / "osm" / "liechtenstein-2013-08-03.osm.pbf"
 DRIVE = {"motorway", "trunk", "primary", "secondary", "tertiary", "unclassified", "residential",
          "living_street", "service"}
 TO_UTM = Transformer.from_crs(4326, 32632, always_xy=True)
@@ -35,11 +32,11 @@ TO_UTM = Transformer.from_crs(4326, 32632, always_xy=True)
 @pytest.fixture(scope="module")
 def data():
     node_ids: set[int] = set()
-    for way in osmium.FileProcessor(str(PBF), osmium.osm.WAY):
+    for way in osmium.FileProcessor(str(LIECHTENSTEIN_PBF), osmium.osm.WAY):
         if way.tags.get("highway") in DRIVE:
             node_ids.update(n.ref for n in way.nodes)
     lonlat, seats, hospital = {}, [], None
-    for node in osmium.FileProcessor(str(PBF), osmium.osm.NODE):
+    for node in osmium.FileProcessor(str(LIECHTENSTEIN_PBF), osmium.osm.NODE):
         if node.id in node_ids:
             lonlat[node.id] = (node.location.lon, node.location.lat)
         if node.tags.get("place") in ("village", "town"):

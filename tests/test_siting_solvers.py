@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import itertools
 import math
-from pathlib import Path
 
 import numpy as np
 import osmium
@@ -27,6 +26,7 @@ import scipy.sparse as sp
 from pyproj import Transformer
 from scipy.optimize import linprog
 from scipy.spatial import cKDTree
+from shipped import LIECHTENSTEIN_PBF, LIECHTENSTEIN_POPULATION
 
 from coverage.errors import CoverageError, InputError
 from coverage.siting import (
@@ -42,9 +42,6 @@ from coverage.siting import (
 from coverage.siting.curve import coverage_curve
 from coverage.siting.whatif import WhatIf
 
-REPO = Path(__file__).resolve().parents[1]
-PBF = REPO / "data" / "osm" / "liechtenstein-2013-08-03.osm.pbf"
-POP = REPO / "data" / "population" / "liechtenstein_municipality_population_2014.csv"
 SPEED_KMH = 10.0
 CUTOFF_MIN = 60.0
 CANDIDATE_AMENITIES = ("place_of_worship", "post_office", "fire_station", "pharmacy")
@@ -52,13 +49,13 @@ CANDIDATE_AMENITIES = ("place_of_worship", "post_office", "fire_station", "pharm
 
 class Instance:
     def __init__(self) -> None:
-        table = pd.read_csv(POP)
+        table = pd.read_csv(LIECHTENSTEIN_POPULATION)
         popmap = dict(zip(table.municipality, table.population_2014_12_31, strict=True))
         seats: dict[str, tuple[float, float]] = {}
         stops: list[tuple[float, float]] = []
         hospital: list[tuple[float, float]] = []
         cands: list[tuple[float, float]] = []
-        for node in osmium.FileProcessor(str(PBF), osmium.osm.NODE):
+        for node in osmium.FileProcessor(str(LIECHTENSTEIN_PBF), osmium.osm.NODE):
             tags = dict(node.tags)
             lonlat = (node.location.lon, node.location.lat)
             if tags.get("place") and tags.get("name") in popmap:

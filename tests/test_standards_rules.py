@@ -23,6 +23,7 @@ import pytest
 import shapely
 from osmium.geom import WKBFactory
 from shapely.geometry import Point
+from shipped import LIECHTENSTEIN_PBF, LIECHTENSTEIN_POPULATION
 
 from coverage.errors import CoverageError
 from coverage.standards import (
@@ -36,8 +37,6 @@ from coverage.standards import (
 from coverage.urban_rural import classify_places
 
 DATA = Path(__file__).resolve().parents[1] / "data"
-LI_PBF = DATA / "osm" / "liechtenstein-2013-08-03.osm.pbf"
-LI_POP = DATA / "population" / "liechtenstein_municipality_population_2014.csv"
 NBS = DATA / "china" / "admin_units_nbs2016.csv"
 CENSUS = DATA / "china" / "census2020_counties.csv"
 
@@ -61,10 +60,11 @@ def haversine_km(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
 
 def liechtenstein_layers() -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, gpd.GeoDataFrame]:
     """Return (facilities, units, places) of Liechtenstein from the OSM extract and the census."""
-    pop = pd.read_csv(LI_POP)
+    pop = pd.read_csv(LIECHTENSTEIN_POPULATION)
     wkb = WKBFactory()
     rows = []
-    for obj in osmium.FileProcessor(str(LI_PBF)).with_areas(osmium.filter.KeyFilter("boundary")):
+    boundaries = osmium.filter.KeyFilter("boundary")
+    for obj in osmium.FileProcessor(str(LIECHTENSTEIN_PBF)).with_areas(boundaries):
         if obj.is_area() and obj.tags.get("admin_level") == "8" and "name" in obj.tags:
             rows.append({"name": obj.tags["name"],
                          "geometry": shapely.from_wkb(wkb.create_multipolygon(obj))})
@@ -76,7 +76,8 @@ def liechtenstein_layers() -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, gpd.GeoD
 
     wanted = set(PLACE_NODES.values())
     coords = {}
-    for obj in osmium.FileProcessor(str(LI_PBF)).with_filter(osmium.filter.IdFilter(wanted)):
+    ids = osmium.filter.IdFilter(wanted)
+    for obj in osmium.FileProcessor(str(LIECHTENSTEIN_PBF)).with_filter(ids):
         if obj.is_node() and obj.id in wanted:
             coords[obj.id] = (obj.location.lon, obj.location.lat)
     by_name = units.set_index("name")

@@ -14,14 +14,11 @@ from pathlib import Path
 
 import geopandas as gpd
 import pytest
+from shipped import LIECHTENSTEIN_MUNICIPALITIES, LIECHTENSTEIN_PLACES
 
 from coverage.errors import CoverageError
 from coverage.loaders import load_boundaries, load_population
 from coverage.uploads import MAX_NAME_CHARS, UploadStore, safe_name
-
-REPO = Path(__file__).resolve().parents[1]
-LI_BOUNDARIES = REPO / "data" / "boundaries" / "liechtenstein_municipalities.geojson"
-LI_PLACES = REPO / "data" / "population" / "liechtenstein_places.geojson"
 
 
 @pytest.fixture
@@ -65,12 +62,13 @@ def test_save_reads_back_and_loads(root):
     store = UploadStore(root=root / "sessions")
     assert store.path.parent == (root / "sessions").resolve()
     assert stat.S_IMODE(store.path.stat().st_mode) == 0o700  # private to the server's user
-    data = LI_BOUNDARIES.read_bytes()
+    data = LIECHTENSTEIN_MUNICIPALITIES.read_bytes()
     path = store.save("../../municipalities.geojson", data)
     assert path == store.path / "municipalities.geojson"
     assert path.read_bytes() == data
     units = load_boundaries(path, id_column="unit_id", name_column="name", level="m")
-    assert units["unit_id"].tolist() == gpd.read_file(LI_BOUNDARIES)["unit_id"].tolist()
+    shipped_units = gpd.read_file(LIECHTENSTEIN_MUNICIPALITIES)
+    assert units["unit_id"].tolist() == shipped_units["unit_id"].tolist()
     # a stream is copied in chunks; saving the same name again replaces the file
     again = store.save("municipalities.geojson", io.BytesIO(b"{}"))
     assert again == path and path.read_bytes() == b"{}"
@@ -121,7 +119,7 @@ def _zip(path: Path, members: dict[str, bytes], *, mode: int | None = None) -> P
 
 def test_extract_a_zipped_layer(root):
     store = UploadStore(root=root / "sessions")
-    data = LI_PLACES.read_bytes()
+    data = LIECHTENSTEIN_PLACES.read_bytes()
     upload = store.save("places.zip", _zip(root / "p.zip",
                                            {"export/": b"", "export/places.geojson": data})
                         .read_bytes())

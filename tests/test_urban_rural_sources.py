@@ -8,6 +8,7 @@ from pathlib import Path
 import geopandas as gpd
 import pandas as pd
 from shapely.geometry import box
+from shipped import ANDORRA_PBF
 
 from coverage.pipeline import load_inputs
 from coverage.scenario import load_scenario
@@ -37,7 +38,7 @@ def _scenario(tmp_path: Path, *, user_column: bool) -> Path:
     ).to_file(tmp_path / "county.geojson", driver="GeoJSON")
     pd.DataFrame({"id": ["f1"], "name": ["巴州区人民医院"], "type": ["hospital"],
                   "lon": [106.76], "lat": [31.85]}).to_csv(tmp_path / "f.csv", index=False)
-    network = (REPO / "data" / "osm" / "andorra-2013-05-23.osm.pbf").as_posix()
+    network = ANDORRA_PBF.as_posix()
     extra = 'urban_rural_column = "ur"\n' if user_column else ""
     text = f"""
 [scenario]

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from shipped import LIECHTENSTEIN_SCENARIO
 
 from coverage.errors import CoverageError
 from coverage.pipeline import RoadAccess, load_inputs, rules_for_scenario, run_scenario
@@ -12,14 +11,13 @@ from coverage.scenario import load_scenario
 from coverage.siting.session import SitingSession
 from coverage.whatif import NewFacility, what_if
 
-SCENARIO = Path(__file__).resolve().parents[1] / "data" / "scenarios" / "liechtenstein.toml"
 # Ruggell, at the northern end of Liechtenstein, far from the one hospital in Vaduz
 RUGGELL = (9.5253, 47.2377)
 
 
 @pytest.fixture(scope="module")
 def base():
-    scenario = load_scenario(SCENARIO)
+    scenario = load_scenario(LIECHTENSTEIN_SCENARIO)
     inputs = load_inputs(scenario)
     access = RoadAccess(scenario, inputs)
     rules = rules_for_scenario(scenario)
