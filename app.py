@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from coverage.app.page import render
+from covplan.app.page import render
 
 render()

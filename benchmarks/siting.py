@@ -24,12 +24,12 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from coverage.attach import attach  # noqa: E402
-from coverage.network import build_network  # noqa: E402
-from coverage.routing import reach_matrix  # noqa: E402
-from coverage.siting import SitingProblem, greedy_mclp, solve  # noqa: E402
-from coverage.siting.curve import coverage_curve  # noqa: E402
-from coverage.siting.whatif import WhatIf  # noqa: E402
+from covplan.engine.attach import attach  # noqa: E402
+from covplan.engine.network import build_network  # noqa: E402
+from covplan.engine.routing import reach_matrix  # noqa: E402
+from covplan.siting import SitingProblem, greedy_mclp, solve  # noqa: E402
+from covplan.siting.curve import coverage_curve  # noqa: E402
+from covplan.siting.whatif import WhatIf  # noqa: E402
 
 PBF = REPO / "data" / "osm" / "andorra-2013-05-23.osm.pbf"
 PLACES = REPO / "data" / "population" / "andorra_places.geojson"
@@ -148,16 +148,16 @@ def main() -> None:
 
 def scenario_whatif() -> float:
     """End to end as in the app: a clicked point is routed, then compared with the baseline."""
-    from coverage.pipeline import RoadAccess, load_inputs, rules_for_scenario, run_scenario
-    from coverage.scenario import load_scenario
-    from coverage.siting.session import SitingSession
-    from coverage.whatif import NewFacility, what_if
+    from covplan.pipeline import load_inputs, road_access, rules_for_scenario, run_scenario
+    from covplan.scenario import load_scenario
+    from covplan.siting.session import SitingSession
+    from covplan.whatif import NewFacility, what_if
 
     print("\n== SCENARIO: data/scenarios/andorra.toml, DRIVE-15 (15 min drive to a hospital)")
     scenario = load_scenario(REPO / "data" / "scenarios" / "andorra.toml")
     t0 = time.perf_counter()
     inputs = load_inputs(scenario)
-    access = RoadAccess(scenario, inputs)
+    access = road_access(scenario, inputs)
     rules = rules_for_scenario(scenario)
     base = run_scenario(scenario, inputs=inputs, access=access, with_isochrones=False)
     session = SitingSession.from_access(access, rules, rule_id="DRIVE-15")

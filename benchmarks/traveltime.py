@@ -24,8 +24,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from coverage.network import build_network  # noqa: E402
-from coverage.routing import nearest, reach_matrix  # noqa: E402
+from covplan.engine.network import build_network  # noqa: E402
+from covplan.engine.routing import nearest, reach_matrix  # noqa: E402
 
 PBF = ROOT / "data" / "osm" / "andorra-2013-05-23.osm.pbf"
 RNG = np.random.default_rng(2024)

@@ -2,7 +2,7 @@
 
 The small public API: read a scenario, run it, write its outputs.
 
->>> from coverage import load_scenario, run_scenario, write_outputs
+>>> from covplan import load_scenario, run_scenario, write_outputs
 >>> scenario = load_scenario("data/scenarios/andorra.toml")
 >>> result = run_scenario(scenario)
 >>> write_outputs(result, "out/andorra")
@@ -12,9 +12,27 @@ Everything a user may catch derives from :class:`CoverageError`.
 
 from __future__ import annotations
 
+import sys
+from importlib.machinery import PathFinder
 from importlib.metadata import PackageNotFoundError, version
+from importlib.util import module_from_spec
+from pathlib import Path
 
-from coverage.errors import CoverageError, InputError, InputWarning, Problem
+if __name__ == "coverage":
+    # The source folder is named ``coverage`` (the design card's) and was found as that name
+    # because the checkout's root is on sys.path (``python -m ...`` run from it). The name is
+    # coverage.py's: hand the import over to it, so coverage.py, pytest-cov and numba work.
+    _checkout = Path(__file__).resolve().parents[1]
+    _path = [p for p in sys.path if Path(p or ".").resolve() != _checkout]
+    _spec = PathFinder.find_spec("coverage", _path)
+    if _spec is None or _spec.loader is None:
+        del sys.modules["coverage"]
+        raise ModuleNotFoundError("No module named 'coverage' (coverage.py)", name="coverage")
+    _module = module_from_spec(_spec)
+    sys.modules["coverage"] = _module
+    _spec.loader.exec_module(_module)  # the import statement now returns coverage.py
+
+from covplan.errors import CoverageError, InputError, InputWarning, Problem
 
 try:
     __version__ = version("coverage-planner")
@@ -33,17 +51,17 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:  # lazy: `import coverage` stays light for --help
+def __getattr__(name: str) -> object:  # lazy: `import covplan` stays light for --help
     if name == "load_scenario":
-        from coverage.scenario import load_scenario
+        from covplan.scenario import load_scenario
 
         return load_scenario
     if name == "run_scenario":
-        from coverage.pipeline import run_scenario
+        from covplan.pipeline import run_scenario
 
         return run_scenario
     if name == "write_outputs":
-        from coverage.outputs import write_outputs
+        from covplan.outputs import write_outputs
 
         return write_outputs
-    raise AttributeError(f"module 'coverage' has no attribute {name!r}")
+    raise AttributeError(f"module 'covplan' has no attribute {name!r}")

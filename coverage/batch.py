@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from coverage.errors import CoverageError, InputError, Problem
-from coverage.progress import Steps
-from coverage.scenario import Scenario
+from covplan.errors import CoverageError, InputError, Problem
+from covplan.progress import Steps
+from covplan.scenario import Scenario
 
 if TYPE_CHECKING:
-    from coverage.results import RunResult
+    from covplan.results import RunResult
 
 __all__ = [
     "EXIT_BAD_INPUT",
@@ -138,8 +138,8 @@ def select_modes(scenario: Scenario, modes: Sequence[str]) -> Scenario:
     """
     if not modes:
         return scenario
-    from coverage.modes import parse_modes
-    from coverage.standards import parse_standards
+    from covplan.engine.modes import parse_modes
+    from covplan.standards import parse_standards
 
     known = parse_modes(scenario.modes)
     unknown = [m for m in modes if m not in known]
@@ -204,7 +204,7 @@ def load_job_scenario(
     InputError
         Listing every problem of the file or the overrides.
     """
-    from coverage.scenario import load_scenario_with_overrides
+    from covplan.scenario import load_scenario_with_overrides
 
     extra = list(assignments)
     if language:
@@ -228,8 +228,8 @@ def run_and_write(
     new_sites
         Also propose this many new sites.
     """
-    from coverage.outputs import write_outputs
-    from coverage.pipeline import run_scenario
+    from covplan.outputs import write_outputs
+    from covplan.pipeline import run_scenario
 
     result = run_scenario(scenario, steps=steps, new_sites=new_sites)
     folder = Path(out_dir) if out_dir else Path(scenario.outputs["dir"])

@@ -5,10 +5,9 @@ from __future__ import annotations
 import geopandas as gpd
 import numpy as np
 import shapely
+from covplan.errors import CoverageError
 from pyproj import CRS, Transformer
 from shapely.geometry.base import BaseGeometry
-
-from coverage.errors import CoverageError
 
 __all__ = [
     "EARTH_RADIUS_M",

@@ -1,6 +1,6 @@
 """Chinese and English labels for rule kinds, facility types, statuses and result columns.
 
-Facility types reuse :data:`coverage.facility_types.FACILITY_TYPES`; hospitals by grade are
+Facility types reuse :data:`covplan.facility_types.FACILITY_TYPES`; hospitals by grade are
 its ``hospital_grade_1/2/3`` entries (一级/二级/三级医院).
 """
 
@@ -9,9 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import pandas as pd
-
-from coverage.errors import CoverageError
-from coverage.facility_types import FACILITY_GROUPS, FACILITY_TYPES
+from covplan.errors import CoverageError
+from covplan.facility_types import FACILITY_GROUPS, FACILITY_TYPES
 
 __all__ = [
     "COLUMN_LABELS",
@@ -142,7 +141,7 @@ def translate_table(
     Parameters
     ----------
     table
-        A table of the audit (:class:`coverage.audit.AuditResult`).
+        A table of the audit (:class:`covplan.standards.audit.AuditResult`).
     language
         ``"en"`` or ``"zh"``.
     values

@@ -9,33 +9,28 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
-import numpy as np
 import pandas as pd
-from shapely.geometry.base import BaseGeometry
-
-from coverage.attach import Attachment, attach
-from coverage.errors import CoverageError, InputWarning, Problem
-from coverage.facility_types import FACILITY_GROUPS
-from coverage.modes import Mode, parse_modes
-from coverage.network import RoadNetwork, build_network, network_from_place
-from coverage.progress import Steps
-from coverage.results import RunResult
-from coverage.routing import nearest
-from coverage.scenario import Scenario
-from coverage.standards import parse_standards
-from coverage.standards.rules import DistanceRule, Rule, TravelTimeRule
+from covplan.engine.access import RoadAccess
+from covplan.engine.modes import parse_modes
+from covplan.errors import InputWarning, Problem
+from covplan.facility_types import FACILITY_GROUPS
+from covplan.inputs.layers import Inputs
+from covplan.progress import Steps
+from covplan.results import RunResult
+from covplan.scenario import Scenario
+from covplan.standards import parse_standards
+from covplan.standards.rules import DistanceRule, Rule, TravelTimeRule
 
 __all__ = [
     "Inputs",
     "RoadAccess",
-    "SharedRoadAccess",
     "isochrones_for_scenario",
     "load_inputs",
+    "road_access",
     "rules_for_scenario",
     "run_scenario",
 ]
@@ -43,32 +38,6 @@ __all__ = [
 #: Facility types whose nearest member is reported per place and mode in ``places.csv``.
 PLACE_SUMMARY_TYPES = FACILITY_GROUPS["medical_institutions"]
 DEFAULT_ISOCHRONE_MINUTES = (15.0, 30.0)
-
-
-@dataclass
-class Inputs:
-    """The checked input layers of a scenario.
-
-    Attributes
-    ----------
-    facilities, units, places
-        Canonical layers (docs/ARCHITECTURE.md), EPSG:4326.
-    files
-        Role -> input file, for the manifest.
-    notes
-        Repairs and warnings raised while loading (each also issued as an InputWarning).
-    """
-
-    facilities: gpd.GeoDataFrame
-    units: gpd.GeoDataFrame
-    places: gpd.GeoDataFrame
-    files: dict[str, Path] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def study_area(self) -> BaseGeometry:
-        """The union of the units: the area the road network is cut to (plus a buffer)."""
-        return self.units.geometry.union_all()
 
 
 def load_inputs(scenario: Scenario, *, steps: Steps | None = None) -> Inputs:
@@ -86,13 +55,13 @@ def load_inputs(scenario: Scenario, *, steps: Steps | None = None) -> Inputs:
     CoverageError
         When an input cannot be used (the message says which file and how to fix it).
     """
-    from coverage.loaders import (
+    from covplan.inputs.loaders import (
         check_facilities_within,
         load_boundaries,
         load_facilities,
         load_population,
     )
-    from coverage.urban_rural import classify_places
+    from covplan.inputs.urban_rural import classify_places
 
     steps = steps or Steps(verbosity=0)
     with steps.step("Loading inputs"), warnings.catch_warnings(record=True) as caught:
@@ -144,169 +113,10 @@ def rules_for_scenario(scenario: Scenario) -> list[Rule]:
     return parse_standards(scenario.standards, modes=list(modes))
 
 
-class RoadAccess:
-    """Nearest-facility travel times and distances on the road network of each mode.
-
-    Implements :class:`coverage.standards.access.Access`. Networks are built (or read from the
-    on-disk cache) the first time a mode is asked for; facilities and places are attached once
-    per mode; answers are cached per (facility types, mode, metric).
-
-    Parameters
-    ----------
-    scenario
-        The scenario (network source, buffer, DEM, mode overrides).
-    inputs
-        The loaded layers.
-    steps
-        Progress display.
-    """
-
-    def __init__(self, scenario: Scenario, inputs: Inputs, *, steps: Steps | None = None) -> None:
-        self.scenario = scenario
-        self.inputs = inputs
-        self.steps = steps or Steps(verbosity=0)
-        self.modes: dict[str, Mode] = parse_modes(scenario.modes)
-        self._networks: dict[str, RoadNetwork] = {}
-        self._attached: dict[tuple[str, str], Attachment] = {}
-        self._answers: dict[tuple[tuple[str, ...], str, str], pd.DataFrame] = {}
-
-    def with_facilities(self, facilities: gpd.GeoDataFrame) -> RoadAccess:
-        """Return an access for another facility layer that reuses this one's networks.
-
-        Used by what-if questions and by the app's per-session plans: the road networks and
-        the places' attachments stay this object's (shared, never changed); only the
-        facilities are attached anew.
-        """
-        inputs = Inputs(
-            facilities, self.inputs.units, self.inputs.places, files=self.inputs.files,
-            notes=self.inputs.notes,
-        )
-        return SharedRoadAccess(self, inputs)
-
-    def mode(self, name: str) -> Mode:
-        """Return the mode called ``name``.
-
-        Raises
-        ------
-        CoverageError
-            Naming the known modes, if there is no such mode.
-        """
-        if name not in self.modes:
-            raise CoverageError(
-                f"unknown travel mode {name!r}; known modes: {', '.join(self.modes)}"
-            )
-        return self.modes[name]
-
-    def network(self, mode: str) -> RoadNetwork:
-        """Return the road network of a mode, building it on first use."""
-        if mode not in self._networks:
-            spec = self.scenario.network
-            with self.steps.step(f"Building the {mode} road network"):
-                if self.scenario.network_is_online:
-                    place = str(spec["source"]).removeprefix("online:").strip()
-                    net = network_from_place(
-                        place, mode=self.mode(mode), buffer_m=float(spec.get("buffer_m", 5000))
-                    )
-                else:
-                    net = build_network(
-                        spec["source"],
-                        mode=self.mode(mode),
-                        study_area=self.inputs.study_area,
-                        buffer_m=float(spec.get("buffer_m", 5000)),
-                        dem=spec.get("dem"),
-                        **({"cache_dir": spec["cache_dir"]} if "cache_dir" in spec else {}),
-                    )
-                self.steps.detail(net.report.summary())
-            self._networks[mode] = net
-        return self._networks[mode]
-
-    def attachment(self, mode: str, layer: str) -> Attachment:
-        """Return where the facilities (``layer="facilities"``) or places join a mode's roads."""
-        key = (mode, layer)
-        if key not in self._attached:
-            gdf = self.inputs.facilities if layer == "facilities" else self.inputs.places
-            max_snap = float(self.scenario.network.get("max_snap_m", 1000.0))
-            attached = attach(self.network(mode), gdf, max_snap_m=max_snap)
-            _warn_unreachable(gdf, attached, layer=layer, mode=mode)
-            self._attached[key] = attached
-        return self._attached[key]
-
-    def nearest(
-        self, facility_types: tuple[str, ...], *, mode: str, metric: str
-    ) -> pd.DataFrame:
-        """Nearest facility of the given types for every place (see the Access protocol)."""
-        key = (tuple(facility_types), mode, metric)
-        if key in self._answers:
-            return self._answers[key]
-        places = self.inputs.places
-        facilities = self.inputs.facilities
-        net = self.network(mode)
-        src_all = self.attachment(mode, "facilities")
-        mask = facilities["type"].isin(facility_types).to_numpy() & src_all.reachable
-        out = pd.DataFrame(
-            {"value": np.full(len(places), np.inf), "facility_id": None},
-            index=pd.Index(places["place_id"].to_numpy(), name="place_id"),
-        )
-        if mask.any():
-            label = f"Travel {metric} by {mode} to {int(mask.sum())} facilities"
-            with self.steps.step(label):
-                result = nearest(
-                    net, src_all.subset(mask), self.attachment(mode, "places"), metric=metric
-                )
-            ids = facilities["facility_id"].to_numpy()[mask]
-            found = result.source >= 0
-            out["value"] = np.where(found, result.value, np.inf)
-            out["facility_id"] = np.where(found, ids[np.clip(result.source, 0, None)], None)
-        self._answers[key] = out
-        return out
-
-
-class SharedRoadAccess(RoadAccess):
-    """Road access for another facility layer, reading a base access's networks read-only.
-
-    Networks and place attachments come from ``base``; facilities are attached anew.
-
-    Parameters
-    ----------
-    base
-        The region's road access.
-    inputs
-        Layers with the same places as ``base`` and other facilities.
-    """
-
-    def __init__(self, base: RoadAccess, inputs: Inputs) -> None:
-        super().__init__(base.scenario, inputs, steps=Steps(verbosity=0))
-        self.base = base
-
-    def network(self, mode: str) -> RoadNetwork:
-        """Return the base's network of ``mode``."""
-        return self.base.network(mode)
-
-    def attachment(self, mode: str, layer: str) -> Attachment:
-        """Return the base's place attachment, or this layer's facility attachment."""
-        if layer == "places":
-            return self.base.attachment(mode, "places")
-        return super().attachment(mode, layer)
-
-
-def _warn_unreachable(
-    gdf: gpd.GeoDataFrame, attached: Attachment, *, layer: str, mode: str
-) -> None:
-    far = ~attached.reachable
-    if not far.any():
-        return
-    id_column = "facility_id" if layer == "facilities" else "place_id"
-    ids = gdf[id_column].to_numpy()[far]
-    shown = ", ".join(
-        f"{i} ({d:,.0f} m)" for i, d in zip(ids[:8], attached.snap_m[far][:8], strict=True)
-    )
-    more = f" and {len(ids) - 8} more" if len(ids) > 8 else ""
-    warnings.warn(
-        f"{len(ids)} {layer} lie farther than {attached.max_snap_m:,.0f} m from any {mode} road "
-        f"and count as unreachable by {mode}: {shown}{more}. Check their coordinates, or raise "
-        "inputs.network.max_snap_m if the roads there are missing from the map",
-        InputWarning,
-        stacklevel=3,
+def road_access(scenario: Scenario, inputs: Inputs, *, steps: Steps | None = None) -> RoadAccess:
+    """Return the engine facade for a scenario's roads, modes and loaded layers."""
+    return RoadAccess(
+        scenario.network_spec(), inputs, modes=parse_modes(scenario.modes), steps=steps
     )
 
 
@@ -328,7 +138,7 @@ def _place_minutes(
 def _isochrone_layer(
     access: RoadAccess, rules: Sequence[Rule], minutes: Sequence[float]
 ) -> gpd.GeoDataFrame:
-    from coverage.isochrones import isochrones
+    from covplan.engine.isochrones import isochrones
 
     frames = []
     seen: set[tuple[str, tuple[str, ...]]] = set()
@@ -387,7 +197,7 @@ def isochrones_for_scenario(
     rules = [
         r for r in rules_for_scenario(scenario) if not modes or getattr(r, "mode", None) in modes
     ]
-    access = RoadAccess(scenario, inputs, steps=steps)
+    access = road_access(scenario, inputs, steps=steps)
     return _isochrone_layer(access, rules, minutes or isochrone_minutes(scenario))
 
 
@@ -420,14 +230,14 @@ def run_scenario(
     -------
     RunResult
     """
-    from coverage.audit import run_audit
-    from coverage.outputs.manifest import build_manifest
+    from covplan.outputs.manifest import build_manifest
+    from covplan.standards.audit import run_audit
 
     steps = steps or Steps(verbosity=0)
     started = time.perf_counter()
     inputs = inputs or load_inputs(scenario, steps=steps)
     rules = rules_for_scenario(scenario)
-    access = access or RoadAccess(scenario, inputs, steps=steps)
+    access = access or road_access(scenario, inputs, steps=steps)
     for rule in _travel_rules(rules):
         access.mode(rule.mode)
     with steps.step("Auditing standards"):
@@ -445,7 +255,7 @@ def run_scenario(
     )
     proposals = None
     if new_sites > 0:
-        from coverage.siting.session import SitingSession
+        from covplan.siting.session import SitingSession
 
         session = SitingSession.from_access(access, rules, steps=steps)
         proposals = session.propose(new_sites).sites

@@ -29,17 +29,17 @@ class RunResult:
         Population places with, per mode ``m``, ``minutes_<m>`` (nearest facility of any type
         checked, ``inf`` when unreachable) and ``nearest_<m>`` (its facility_id).
     unit_results
-        One row per unit and rule (:data:`coverage.standards.rules.RESULT_COLUMNS` plus
+        One row per unit and rule (:data:`covplan.standards.rules.RESULT_COLUMNS` plus
         ``title``, ``title_zh``, ``source`` and ``quote``): rule_id, unit_id, unit_name, level,
         status (pass / fail / not_applicable), value, threshold, margin, value_unit,
         population, covered_population, facility_count, needed, criterion, evidence.
     summary
-        One row per rule across the region (:data:`coverage.audit.SUMMARY_COLUMNS`): units
+        One row per rule across the region (:data:`covplan.standards.audit.SUMMARY_COLUMNS`): units
         checked / passing / failing, population and covered population, region_value,
         region_status, total_needed, source and quote.
     evidence
         The uncovered places of every travel rule, worst first
-        (:data:`coverage.standards.rules.PLACE_COLUMNS`): rule_id, place_id, unit_id,
+        (:data:`covplan.standards.rules.PLACE_COLUMNS`): rule_id, place_id, unit_id,
         population, limit, value, nearest facility_id and name.
     isochrones
         Polygons with columns mode, minutes, facility_types, geometry.

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from coverage.errors import InputError, Problem
+from covplan.engine.access import DEFAULT_BUFFER_M, DEFAULT_MAX_SNAP_M, NetworkSpec
+from covplan.errors import InputError, Problem
 
 __all__ = [
     "SECTION_KEYS",
@@ -109,9 +110,9 @@ class Scenario:
     facilities, boundaries, population, network
         The ``[inputs.*]`` tables with every path made absolute.
     modes
-        The raw ``[modes]`` table (checked by :func:`coverage.modes.parse_modes`).
+        The raw ``[modes]`` table (checked by :func:`covplan.engine.modes.parse_modes`).
     standards
-        The raw ``[[standards]]`` tables (checked by :func:`coverage.standards.parse_standards`).
+        The raw ``[[standards]]`` tables (checked by :func:`covplan.standards.parse_standards`).
     outputs
         The ``[outputs]`` table with ``dir`` made absolute (default ``out/<file stem>`` beside
         the current working folder).
@@ -134,6 +135,17 @@ class Scenario:
     def network_is_online(self) -> bool:
         """True when the road network is to be downloaded (``source = "online:<place>"``)."""
         return str(self.network["source"]).startswith(_ONLINE_PREFIX)
+
+    def network_spec(self) -> NetworkSpec:
+        """Return the ``[inputs.network]`` table as the engine reads it (defaults filled in)."""
+        spec = self.network
+        return NetworkSpec(
+            source=spec["source"],
+            buffer_m=float(spec.get("buffer_m", DEFAULT_BUFFER_M)),
+            max_snap_m=float(spec.get("max_snap_m", DEFAULT_MAX_SNAP_M)),
+            dem=spec.get("dem"),
+            cache_dir=spec.get("cache_dir"),
+        )
 
     def with_overrides(self, **changes: Any) -> Scenario:
         """Return a copy with top-level attributes replaced (used by CLI options)."""
@@ -366,7 +378,7 @@ Parser = Callable[..., Any]
 
 def _modes_parser() -> Parser | None:
     try:
-        from coverage.modes import parse_modes
+        from covplan.engine.modes import parse_modes
     except ImportError:
         return None
     return parse_modes
@@ -374,7 +386,7 @@ def _modes_parser() -> Parser | None:
 
 def _standards_parser() -> Parser | None:
     try:
-        from coverage.standards import parse_standards
+        from covplan.standards import parse_standards
     except ImportError:
         return None
     return parse_standards
@@ -470,7 +482,7 @@ def load_scenario_table(path: str | Path) -> dict[str, Any]:
                      "check the path; scenarios ship in data/scenarios/")],
             source=str(path),
         )
-    from coverage._io import check_size
+    from covplan.inputs._io import check_size
 
     check_size(path, role="scenario", kind="scenario")
     try:

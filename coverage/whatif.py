@@ -1,6 +1,6 @@
 """What-if on a whole scenario: add, move or close facilities and compare every standard.
 
-The siting layer (:mod:`coverage.siting.whatif`) answers one travel-time standard in well under
+The siting layer (:mod:`covplan.siting.whatif`) answers one travel-time standard in well under
 a millisecond from a precomputed matrix. This module answers the broader question a planner
 asks before a decision: how does *every* standard change, unit by unit, if these stations
 open and those close? It re-runs the audit on the changed facility layer, reusing the road
@@ -14,12 +14,11 @@ from dataclasses import dataclass
 
 import geopandas as gpd
 import pandas as pd
+from covplan.engine.access import RoadAccess
+from covplan.errors import CoverageError
+from covplan.facility_types import FACILITY_TYPES
+from covplan.standards.rules import Rule
 from shapely.geometry import Point
-
-from coverage.errors import CoverageError
-from coverage.facility_types import FACILITY_TYPES
-from coverage.pipeline import RoadAccess
-from coverage.standards.rules import Rule
 
 __all__ = ["NewFacility", "ScenarioChange", "compare_audits", "what_if"]
 
@@ -144,7 +143,7 @@ def what_if(
     -------
     ScenarioChange
     """
-    from coverage.audit import run_audit
+    from covplan.standards.audit import run_audit
 
     facilities = changed_facilities(access.inputs.facilities, add=add, close=close)
     changed = access.with_facilities(facilities)

@@ -38,9 +38,9 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # allow running the script from a source checkout
     sys.path.insert(0, str(REPO))
 
-from coverage.errors import CoverageError, InputWarning  # noqa: E402
-from coverage.geo import metric_crs  # noqa: E402
-from coverage.osm_features import (  # noqa: E402
+from covplan.errors import CoverageError, InputWarning  # noqa: E402
+from covplan.geo import metric_crs  # noqa: E402
+from covplan.inputs.osm_features import (  # noqa: E402
     RESIDENTIAL_HIGHWAYS,
     read_admin_boundaries,
     read_health_facilities,

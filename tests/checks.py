@@ -6,8 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-from coverage.errors import CoverageError
+from covplan.errors import CoverageError
 
 
 def snapshot(folder: Path) -> dict[str, tuple[int, int]]:

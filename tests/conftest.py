@@ -53,7 +53,7 @@ def network_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def andorra_drive(network_cache: Path):
-    from coverage.network import build_network
+    from covplan.engine.network import build_network
 
     return build_network(ANDORRA_PBF, mode="drive", cache_dir=network_cache)
 
@@ -68,8 +68,7 @@ def pois():
     """The real health POIs of the Liechtenstein extract (node id, name, type, lon, lat)."""
     import osmium
     import pandas as pd
-
-    from coverage.facility_types import facility_type_from_osm
+    from covplan.facility_types import facility_type_from_osm
 
     pbf = LIECHTENSTEIN_PBF
     rows = []

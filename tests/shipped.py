@@ -22,3 +22,5 @@ LIECHTENSTEIN_MUNICIPALITIES = DATA / "boundaries" / "liechtenstein_municipaliti
 LIECHTENSTEIN_POPULATION = DATA / "population" / "liechtenstein_municipality_population_2014.csv"
 LIECHTENSTEIN_PLACES = DATA / "population" / "liechtenstein_places.geojson"
 LIECHTENSTEIN_FACILITIES = DATA / "facilities" / "liechtenstein.geojson"
+#: The NBS code tables and census totals, shipped inside the package (covplan.china.tables).
+NBS_TABLES = ROOT / "coverage" / "china" / "tables"

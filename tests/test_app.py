@@ -12,12 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from shipped import ANDORRA_SCENARIO, LIECHTENSTEIN_SCENARIO
-from streamlit.testing.v1 import AppTest
-
-from coverage.app import cache
-from coverage.app.i18n import detect_language, t
-from coverage.app.state import (
+from covplan.app import cache
+from covplan.app.i18n import detect_language, t
+from covplan.app.state import (
     Plan,
     SessionPlans,
     check_upload,
@@ -26,11 +23,13 @@ from coverage.app.state import (
     standards_tables,
     write_upload_scenario,
 )
-from coverage.errors import CoverageError
-from coverage.facility_types import FACILITY_GROUPS
-from coverage.pipeline import rules_for_scenario
-from coverage.standards.presets import load_preset
-from coverage.uploads import UploadStore
+from covplan.errors import CoverageError
+from covplan.facility_types import FACILITY_GROUPS
+from covplan.inputs.uploads import UploadStore
+from covplan.pipeline import rules_for_scenario
+from covplan.standards import load_preset
+from shipped import ANDORRA_SCENARIO, LIECHTENSTEIN_SCENARIO
+from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")

@@ -6,12 +6,11 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import shapely
+from covplan.engine.attach import attach, attach_nodes
+from covplan.engine.network import build_network
+from covplan.engine.routing import nearest
+from covplan.errors import CoverageError, InputError
 from shipped import ANDORRA_PBF
-
-from coverage.attach import attach, attach_nodes
-from coverage.errors import CoverageError, InputError
-from coverage.network import build_network
-from coverage.routing import nearest
 
 
 def _layer(points: list[tuple[float, float]]) -> gpd.GeoDataFrame:

@@ -8,12 +8,9 @@ from pathlib import Path
 import geopandas as gpd
 import pandas as pd
 import pytest
-from shipped import ANDORRA_POPULATION
-from test_standards_rules import HOSPITAL, haversine_km, liechtenstein_layers
-
-from coverage.audit import SUMMARY_COLUMNS, run_audit
-from coverage.errors import CoverageError
-from coverage.standards import (
+from covplan.errors import CoverageError
+from covplan.inputs.urban_rural import classify_places
+from covplan.standards import (
     RESULT_COLUMNS,
     PopulationBandRule,
     StraightLineAccess,
@@ -22,7 +19,9 @@ from coverage.standards import (
     load_preset,
     parse_standards,
 )
-from coverage.urban_rural import classify_places
+from covplan.standards.audit import SUMMARY_COLUMNS, run_audit
+from shipped import ANDORRA_POPULATION
+from test_standards_rules import HOSPITAL, haversine_km, liechtenstein_layers
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 

@@ -8,8 +8,8 @@ place ids, a zipped projected Shapefile without .prj, all-nodata rasters, zip-sl
 files over the size limit, broken scenario files; and, at the end, the same inputs through
 ``covplan validate`` / ``covplan audit``: exit code 2, the message, no traceback, no output.
 
-Each case gets a :class:`coverage.errors.CoverageError` saying what, where and how to fix, or a
-documented repair announced with an :class:`coverage.errors.InputWarning`; nothing is written.
+Each case gets a :class:`covplan.errors.CoverageError` saying what, where and how to fix, or a
+documented repair announced with an :class:`covplan.errors.InputWarning`; nothing is written.
 """
 
 from __future__ import annotations
@@ -29,6 +29,13 @@ import shapely
 from affine import Affine
 from checks import fails
 from click.testing import CliRunner
+from covplan.cli import main
+from covplan.engine.network import build_network
+from covplan.errors import InputError, InputWarning
+from covplan.facility_types import FACILITY_TYPES
+from covplan.inputs import _io
+from covplan.inputs.loaders import load_boundaries, load_facilities, load_population
+from covplan.scenario import load_scenario
 from shapely.geometry import LineString, MultiPoint, Point, Polygon
 from shipped import (
     LIECHTENSTEIN_MUNICIPALITIES,
@@ -36,14 +43,6 @@ from shipped import (
     LIECHTENSTEIN_PLACES,
     LIECHTENSTEIN_SCENARIO,
 )
-
-from coverage import _io
-from coverage.cli import main
-from coverage.errors import InputError, InputWarning
-from coverage.facility_types import FACILITY_TYPES
-from coverage.loaders import load_boundaries, load_facilities, load_population
-from coverage.network import build_network
-from coverage.scenario import load_scenario
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -508,7 +507,7 @@ def test_scenario_values_of_the_wrong_shape_are_problems_not_crashes(tmp_path):
 
 
 def test_overrides_into_a_value_that_is_not_a_table():
-    from coverage.scenario import load_scenario_with_overrides
+    from covplan.scenario import load_scenario_with_overrides
 
     with pytest.raises(InputError) as info:
         load_scenario_with_overrides(LIECHTENSTEIN_SCENARIO, [

@@ -1,7 +1,7 @@
 """Property-based bad-input checks: arbitrary text, tables, coordinates and TOML.
 
 For any input the loaders and the scenario reader either return a valid canonical layer (or
-scenario) or raise :class:`coverage.errors.CoverageError`; no other exception type escapes.
+scenario) or raise :class:`covplan.errors.CoverageError`; no other exception type escapes.
 Examples are bounded (``max_examples`` <= 150, no deadline) so the file runs in seconds.
 """
 
@@ -16,20 +16,19 @@ import warnings
 import numpy as np
 import pytest
 import shapely
-from hypothesis import HealthCheck, assume, given, settings
-from hypothesis import strategies as st
-from shipped import ANDORRA_SCENARIO
-
-from coverage.crs import (
+from covplan.errors import CoverageError, InputError, InputWarning
+from covplan.facility_types import FACILITY_TYPES
+from covplan.inputs.crs import (
     bd09_to_wgs84,
     gcj02_to_wgs84,
     wgs84_to_bd09,
     wgs84_to_gcj02,
 )
-from coverage.errors import CoverageError, InputError, InputWarning
-from coverage.facility_types import FACILITY_TYPES
-from coverage.loaders import load_boundaries, load_facilities, load_population
-from coverage.scenario import Scenario, apply_overrides, load_scenario, parse_scenario
+from covplan.inputs.loaders import load_boundaries, load_facilities, load_population
+from covplan.scenario import Scenario, apply_overrides, load_scenario, parse_scenario
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from shipped import ANDORRA_SCENARIO
 
 FAST = settings(max_examples=120, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
@@ -377,7 +376,7 @@ _NAME_PART = st.one_of(st.sampled_from(["..", ".", "", "a", "b.shp", "C:", "~", 
 @FAST
 @given(name=st.lists(_NAME_PART, min_size=1, max_size=5).map("".join))
 def test_any_upload_name_lands_directly_in_the_session_folder(tmp_path_factory, name):
-    from coverage.uploads import UploadStore, safe_name
+    from covplan.inputs.uploads import UploadStore, safe_name
 
     clean = safe_name(name)
     assert clean and "/" not in clean and "\\" not in clean and "\x00" not in clean
@@ -396,7 +395,7 @@ def test_any_zip_member_names_unpack_inside_the_folder_or_are_refused(tmp_path_f
                                                                       members):
     import zipfile
 
-    from coverage.uploads import UploadStore
+    from covplan.inputs.uploads import UploadStore
 
     root = tmp_path_factory.mktemp("zip")
     (root / "store").mkdir()

@@ -20,11 +20,10 @@ import openpyxl
 import pandas as pd
 import pytest
 from click.testing import CliRunner, Result
+from covplan.batch import Outcome, audit_job, expand_scenarios, run_many
+from covplan.cli import main
+from covplan.errors import InputError
 from shipped import ANDORRA_SCENARIO, LIECHTENSTEIN_FACILITIES
-
-from coverage.batch import Outcome, audit_job, expand_scenarios, run_many
-from coverage.cli import main
-from coverage.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"

@@ -3,11 +3,10 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import shapely
+from covplan.china.approximate import voronoi_units
+from covplan.errors import CoverageError
+from covplan.inputs.osm_features import read_admin_boundaries, read_places
 from shipped import LIECHTENSTEIN_PBF
-
-from coverage.china.approximate import voronoi_units
-from coverage.errors import CoverageError
-from coverage.osm_features import read_admin_boundaries, read_places
 
 UTM = "EPSG:32632"
 

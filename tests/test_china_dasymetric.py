@@ -5,12 +5,11 @@ import pandas as pd
 import pytest
 import rasterio
 import shapely
+from covplan.china.dasymetric import coverage_shift, spread_over_raster
+from covplan.errors import CoverageError
+from covplan.inputs.osm_features import read_admin_boundaries
 from rasterio.transform import from_origin
 from shipped import LIECHTENSTEIN_PBF, LIECHTENSTEIN_POPULATION
-
-from coverage.china.dasymetric import coverage_shift, spread_over_raster
-from coverage.errors import CoverageError
-from coverage.osm_features import read_admin_boundaries
 
 UTM = "EPSG:32632"
 

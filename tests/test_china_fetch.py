@@ -10,11 +10,10 @@ import pandas as pd
 import pytest
 import shapely
 import shapely.wkb
+from covplan.china import fetch
+from covplan.errors import CoverageError
+from covplan.scenario import load_scenario
 from shipped import ANDORRA_PBF, LIECHTENSTEIN_PBF
-
-from coverage.china import fetch
-from coverage.errors import CoverageError
-from coverage.scenario import load_scenario
 
 PAYLOAD = ANDORRA_PBF.read_bytes()
 SHA = hashlib.sha256(PAYLOAD).hexdigest()
@@ -133,7 +132,7 @@ def test_http_error_and_refused_port(server, tmp_path):
 
 
 def _osmium_polygon(path, relation_id):
-    """The relation's area assembled by libosmium (independent of coverage.osm_features)."""
+    """The relation's area assembled by libosmium (independent of covplan.inputs.osm_features)."""
     factory = osmium.geom.WKBFactory()
     for obj in osmium.FileProcessor(str(path)).with_areas():
         if obj.is_area() and obj.from_way() is False and obj.orig_id() == relation_id:
@@ -225,8 +224,7 @@ def test_fetch_andorra_la_vella_end_to_end(server, tmp_path):
     towns["population"] = 23505 * area / area.sum()
     towns.to_file(scenario.boundaries["path"], driver="GeoJSON")
     from click.testing import CliRunner
-
-    from coverage.cli import main
+    from covplan.cli import main
 
     audit_dir = tmp_path / "audit"
     run = CliRunner().invoke(main, ["-q", "audit", str(result.scenario), "--out", str(audit_dir)])

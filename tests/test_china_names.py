@@ -1,18 +1,15 @@
 import csv
-from pathlib import Path
 
 import pytest
-
-from coverage.china.names import (
+from covplan.china.names import (
     canonical_level,
     clean_name,
     disambiguated_names,
     match_names,
     split_name,
 )
-from coverage.errors import CoverageError
-
-DATA = Path(__file__).resolve().parents[1] / "data" / "china"
+from covplan.errors import CoverageError
+from shipped import NBS_TABLES as DATA
 
 
 @pytest.mark.parametrize(

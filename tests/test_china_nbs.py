@@ -1,14 +1,11 @@
 import csv
 from collections import Counter
-from pathlib import Path
 
 import pandas as pd
 import pytest
-
-from coverage.china import nbs
-from coverage.errors import CoverageError
-
-DATA = Path(__file__).resolve().parents[1] / "data" / "china"
+from covplan.china import nbs
+from covplan.errors import CoverageError
+from shipped import NBS_TABLES as DATA
 
 
 def _rows(name):

@@ -24,6 +24,7 @@ import pandas as pd
 import pyogrio
 import pytest
 from click.testing import CliRunner, Result
+from covplan.cli import main
 from shipped import (
     ANDORRA_DEM,
     ANDORRA_FACILITIES,
@@ -34,9 +35,8 @@ from shipped import (
     LIECHTENSTEIN_PBF,
 )
 
-from coverage.cli import main
-
 ROOT = Path(__file__).resolve().parents[1]
+PRESET_FILES = ROOT / "coverage" / "standards" / "preset_files"
 DATA = ROOT / "data"
 OUTPUTS = ("results.gpkg", "units.csv", "units.xlsx", "places.csv", "map.html", "map.png",
            "report.html", "manifest.json")
@@ -166,8 +166,8 @@ def test_units_csv_one_row_per_unit_and_rule(audit_run):
     expected_rules = []  # the scenario's rule ids, presets narrowed by their "only" lists
     for table in scenario["standards"]:
         if "preset" in table:
-            preset = tomllib.loads(
-                (ROOT / "coverage" / "presets" / f"{table['preset']}.toml").read_text("utf-8"))
+            preset_file = PRESET_FILES / f"{table['preset']}.toml"
+            preset = tomllib.loads(preset_file.read_text("utf-8"))
             ids = [t["id"] for t in preset["standards"]]
             expected_rules += [i for i in ids if i in table.get("only", ids)]
         else:
@@ -404,7 +404,7 @@ def test_map_command_writes_only_the_map(tmp_path):
 
 
 def test_presets_command_lists_every_preset_with_its_source():
-    files = sorted((ROOT / "coverage" / "presets").glob("*.toml"))
+    files = sorted(PRESET_FILES.glob("*.toml"))
     result = _invoke("presets", "--json")
     assert result.exit_code == 0, result.output
     rows = {r["name"]: r for r in json.loads(result.stdout)}
@@ -455,12 +455,12 @@ def test_unwritable_output_folder_exit_2(tmp_path):
 
 
 def test_unexpected_error_exit_3_traceback_only_with_v(monkeypatch):
-    import coverage.pipeline
+    import covplan.pipeline
 
     def broken(*args, **kwargs):
         raise ZeroDivisionError("simulated bug")
 
-    monkeypatch.setattr(coverage.pipeline, "load_inputs", broken)
+    monkeypatch.setattr(covplan.pipeline, "load_inputs", broken)
     result = _invoke("validate", ANDORRA_SCENARIO)
     assert result.exit_code == 3
     assert "Internal error: ZeroDivisionError: simulated bug" in result.stderr

@@ -1,4 +1,4 @@
-"""GCJ-02 / BD-09 conversions of coverage.crs against published vectors and a textbook copy."""
+"""GCJ-02 / BD-09 conversions (covplan.inputs.crs) against published vectors and a textbook copy."""
 
 from __future__ import annotations
 
@@ -6,10 +6,9 @@ import math
 
 import numpy as np
 import pytest
-
-from coverage import crs
-from coverage.errors import CoverageError
-from coverage.geo import haversine_m
+from covplan.errors import CoverageError
+from covplan.geo import haversine_m
+from covplan.inputs import crs
 
 # Published test vectors, (lon, lat) order.
 # eviltransform (github.com/googollee/eviltransform, test fixtures of every port), WGS -> GCJ:

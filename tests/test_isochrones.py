@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import shapely
-
-from coverage.errors import CoverageError
-from coverage.isochrones import isochrones
-from coverage.routing import nearest
+from covplan.engine.isochrones import isochrones
+from covplan.engine.routing import nearest
+from covplan.errors import CoverageError
 
 #: Andorra la Vella and Encamp (lon, lat) as facility locations
 TOWNS = [(1.5218, 42.5063), (1.5803, 42.5343)]

@@ -36,10 +36,9 @@ import psutil
 import pytest
 import scipy.sparse as sp
 import shapely
+from covplan.progress import Steps
 from live_app import CHROMIUM, CHROMIUM_LAUNCH, streamlit_server
 from shipped import ANDORRA_SCENARIO
-
-from coverage.progress import Steps
 
 pytestmark = [pytest.mark.load]
 
@@ -144,8 +143,8 @@ def _chinese(at: Any) -> Any:
 @pytest.fixture(scope="module")
 def expected() -> dict[str, float]:
     """The covered population of each what-if, from the siting engine outside the app."""
-    from coverage.app.cache import load_region, siting_for
-    from coverage.app.state import standards_tables
+    from covplan.app.cache import load_region, siting_for
+    from covplan.app.state import standards_tables
 
     region = load_region(ANDORRA_SCENARIO)
     tables = standards_tables(region.scenario.standards)
@@ -198,10 +197,9 @@ def threaded_apptest(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_four_sessions_at_once_share_caches_but_not_results(expected, capsys, threaded_apptest):
+    from covplan.app import cache
+    from covplan.app.state import standards_tables
     from streamlit.testing.v1 import AppTest
-
-    from coverage.app import cache
-    from coverage.app.state import standards_tables
 
     assert expected["A"] != expected["B"] and expected["C"] > expected["baseline"]
     process = psutil.Process()

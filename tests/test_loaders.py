@@ -15,6 +15,15 @@ import pytest
 import rasterio
 import shapely
 from affine import Affine
+from covplan.errors import InputWarning
+from covplan.facility_types import facility_type_from_osm
+from covplan.geo import haversine_m
+from covplan.inputs.loaders import (
+    check_facilities_within,
+    load_boundaries,
+    load_facilities,
+    load_population,
+)
 from pyproj import Transformer
 from shipped import (
     ANDORRA_PARISHES,
@@ -23,16 +32,6 @@ from shipped import (
     LIECHTENSTEIN_MUNICIPALITIES,
     LIECHTENSTEIN_PBF,
     LIECHTENSTEIN_POPULATION,
-)
-
-from coverage.errors import InputWarning
-from coverage.facility_types import facility_type_from_osm
-from coverage.geo import haversine_m
-from coverage.loaders import (
-    check_facilities_within,
-    load_boundaries,
-    load_facilities,
-    load_population,
 )
 
 REPO = Path(__file__).resolve().parents[1]

@@ -18,17 +18,16 @@ import pandas as pd
 import pytest
 import rasterio
 from affine import Affine
-from shapely.geometry import Point, Polygon
-from shipped import LIECHTENSTEIN_MUNICIPALITIES
-
-from coverage.errors import CoverageError, InputError, InputWarning
-from coverage.facility_types import FACILITY_TYPES
-from coverage.loaders import (
+from covplan.errors import CoverageError, InputError, InputWarning
+from covplan.facility_types import FACILITY_TYPES
+from covplan.inputs.loaders import (
     check_facilities_within,
     load_boundaries,
     load_facilities,
     load_population,
 )
+from shapely.geometry import Point, Polygon
+from shipped import LIECHTENSTEIN_MUNICIPALITIES
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,7 @@ import math
 
 import numpy as np
 import pytest
-
-from coverage.errors import InputError
-from coverage.modes import (
+from covplan.engine.modes import (
     KNOWN_HIGHWAY_CLASSES,
     default_modes,
     get_mode,
@@ -17,6 +15,7 @@ from coverage.modes import (
     tobler_factor,
     tobler_speed_kmh,
 )
+from covplan.errors import InputError
 
 
 def test_shipped_modes_follow_the_road_class_rules() -> None:

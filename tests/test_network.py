@@ -7,12 +7,11 @@ import numpy as np
 import osmnx as ox
 import pytest
 import shapely
+from covplan.engine.modes import get_mode, tobler_factor
+from covplan.engine.network import build_network, network_from_graph, network_from_place
+from covplan.errors import CoverageError
 from pyproj import Geod
 from shipped import ANDORRA_DEM, ANDORRA_PBF, LIECHTENSTEIN_PBF
-
-from coverage.errors import CoverageError
-from coverage.modes import get_mode, tobler_factor
-from coverage.network import build_network, network_from_graph, network_from_place
 
 GEOD = Geod(ellps="WGS84")
 
@@ -164,7 +163,7 @@ def test_cache_file_writable_by_others_is_not_unpickled(tmp_path):
     import os
     import pickle
 
-    from coverage.network import build_network
+    from covplan.engine.network import build_network
 
     pbf = LIECHTENSTEIN_PBF
     first = build_network(pbf, mode="drive", cache_dir=tmp_path)

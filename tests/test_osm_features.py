@@ -10,17 +10,16 @@ import osmium
 import pytest
 import shapely
 import shapely.wkb
-from shapely.geometry import Point, Polygon, box
-from shipped import ANDORRA_PBF, LIECHTENSTEIN_PBF
-
-from coverage.errors import CoverageError, InputWarning
-from coverage.osm_features import (
+from covplan.errors import CoverageError, InputWarning
+from covplan.inputs.osm_features import (
     RESIDENTIAL_HIGHWAYS,
     read_admin_boundaries,
     read_health_facilities,
     read_places,
     read_residential_roads,
 )
+from shapely.geometry import Point, Polygon, box
+from shipped import ANDORRA_PBF, LIECHTENSTEIN_PBF
 
 PARISHES = tuple(range(2804753, 2804760))
 CANILLO = 2804754

@@ -1,4 +1,4 @@
-"""Atomic write helpers (coverage.outputs.atomic) and the run manifest builder."""
+"""Atomic write helpers (covplan.outputs.atomic) and the run manifest builder."""
 
 from __future__ import annotations
 
@@ -12,22 +12,21 @@ import pandas as pd
 import pyogrio
 import pytest
 import shapely
-from shipped import ANDORRA_PBF, ANDORRA_POPULATION
-
-from coverage.errors import CoverageError
-from coverage.outputs.atomic import (
+from covplan.errors import CoverageError
+from covplan.outputs.atomic import (
     atomic_path,
     atomic_write_bytes,
     atomic_write_text,
     staged_directory,
 )
-from coverage.outputs.manifest import (
+from covplan.outputs.manifest import (
     build_manifest,
     file_sha256,
     manifest_digest,
     read_osm_extract_date,
     script_safe_json,
 )
+from shipped import ANDORRA_PBF, ANDORRA_POPULATION
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-"""Exports of a run (coverage.outputs) checked on a RunResult built from real Liechtenstein data.
+"""Exports of a run (covplan.outputs) checked on a RunResult built from real Liechtenstein data.
 
 Units are the 11 municipalities (admin_level 8 relations of the 2013 OSM extract) with the
 official 2014 populations; places are the OSM place nodes, each carrying an equal share of its
@@ -31,15 +31,14 @@ import pandas as pd
 import pyogrio
 import pytest
 import shapely
+from covplan.outputs import OUTPUT_NAMES, write_outputs
+from covplan.outputs.manifest import build_manifest, manifest_digest
+from covplan.outputs.staticmap import DPI, FIGSIZE_IN, FontFallbackWarning, find_cjk_font
+from covplan.outputs.webmap import layer_names, render_map_html
+from covplan.results import RunResult
 from PIL import Image
 from shapely import wkb
 from shipped import LIECHTENSTEIN_PBF, LIECHTENSTEIN_POPULATION
-
-from coverage.outputs import OUTPUT_NAMES, write_outputs
-from coverage.outputs.manifest import build_manifest, manifest_digest
-from coverage.outputs.staticmap import DPI, FIGSIZE_IN, FontFallbackWarning, find_cjk_font
-from coverage.outputs.webmap import layer_names, render_map_html
-from coverage.results import RunResult
 
 ROOT = Path(__file__).resolve().parents[1]
 EVIL = "<script>alert(1)</script>"
@@ -444,7 +443,7 @@ def test_png_size_manifest_and_font_fallback(result: RunResult, written: dict[st
     assert stored["inputs"]["population"]["sha256"] == \
         hashlib.sha256(LIECHTENSTEIN_POPULATION.read_bytes()).hexdigest()
 
-    from coverage.outputs.staticmap import write_static_map
+    from covplan.outputs.staticmap import write_static_map
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -469,7 +468,7 @@ def test_report_summary_escaping_and_manifest(result: RunResult, written: dict[s
     zh = written_zh["report.html"].read_text("utf-8")
     assert "各规则汇总" in zh and "未达标" in zh
 
-    from coverage.outputs.report import render_report
+    from covplan.outputs.report import render_report
 
     hostile = RunResult(**{**result.__dict__, "name": EVIL})
     page = render_report(hostile)
@@ -478,7 +477,7 @@ def test_report_summary_escaping_and_manifest(result: RunResult, written: dict[s
 
 
 def test_csv_and_xlsx_neutralise_formulas(tmp_path: Path) -> None:
-    from coverage.outputs.tables import write_csv, write_xlsx
+    from covplan.outputs.tables import write_csv, write_xlsx
 
     frame = pd.DataFrame({"name": ['=HYPERLINK("http://x","y")', "-12.5", "Vaduz"],
                           "n": [1, 2, 3]})
@@ -497,7 +496,7 @@ def test_formats_subset_and_unknown(result: RunResult, tmp_path: Path) -> None:
     assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "units.csv"]
     doc = json.loads(written["manifest.json"].read_text("utf-8"))
     assert set(doc["outputs"]) == {"units.csv"}
-    from coverage.errors import CoverageError
+    from covplan.errors import CoverageError
 
     with pytest.raises(CoverageError, match="unknown output format"):
         write_outputs(result, out, formats=["map.pdf"])
@@ -528,7 +527,7 @@ def test_failed_write_leaves_previous_results(result: RunResult, written: dict[s
         calls.append("map.png")
         raise RuntimeError("interrupted while drawing map.png")
 
-    import coverage.outputs.staticmap as staticmap
+    import covplan.outputs.staticmap as staticmap
 
     monkeypatch.setattr(staticmap, "write_static_map", boom)
     changed = RunResult(**{**result.__dict__, "name": "Changed run"})
@@ -548,8 +547,8 @@ def test_killed_write_leaves_previous_results(result: RunResult, written: dict[s
     script = textwrap.dedent(
         f"""
         import os, pickle, signal
-        import coverage.outputs.report as report
-        from coverage.outputs import write_outputs
+        import covplan.outputs.report as report
+        from covplan.outputs import write_outputs
 
         def die(*args, **kwargs):
             os.kill(os.getpid(), signal.SIGKILL)
@@ -609,9 +608,9 @@ def test_map_scripts_are_valid_javascript(written: dict[str, Path], tmp_path: Pa
 
 
 def test_audit_column_names_are_understood(result: RunResult, tmp_path: Path) -> None:
-    """Tables named as coverage.audit names them (title, region_status, limit, ...) work too."""
-    from coverage.outputs.report import render_report
-    from coverage.outputs.webmap import place_shortfalls
+    """Tables named as the audit names them (title, region_status, limit, ...) work too."""
+    from covplan.outputs.report import render_report
+    from covplan.outputs.webmap import place_shortfalls
 
     summary = result.summary.rename(columns={
         "rule_name": "title", "status": "region_status", "units_passing": "units_pass"})

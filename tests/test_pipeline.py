@@ -7,19 +7,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from covplan.facility_types import FACILITY_GROUPS
+from covplan.geo import haversine_m
+from covplan.pipeline import load_inputs, road_access, rules_for_scenario, run_scenario
+from covplan.scenario import load_scenario
 from shipped import LIECHTENSTEIN_SCENARIO
-
-from coverage.facility_types import FACILITY_GROUPS
-from coverage.geo import haversine_m
-from coverage.pipeline import RoadAccess, load_inputs, rules_for_scenario, run_scenario
-from coverage.scenario import load_scenario
 
 
 @pytest.fixture(scope="module")
 def run():
     scenario = load_scenario(LIECHTENSTEIN_SCENARIO)
     inputs = load_inputs(scenario)
-    access = RoadAccess(scenario, inputs)
+    access = road_access(scenario, inputs)
     result = run_scenario(scenario, inputs=inputs, access=access)
     return scenario, inputs, access, result
 
@@ -109,7 +108,7 @@ def test_manifest_hashes_the_inputs(run) -> None:
 
 def test_siting_proposal_raises_coverage_to_what_it_claims(run) -> None:
     """Adding the proposed sites as facilities and re-measuring gives the claimed coverage."""
-    from coverage.siting.session import SitingSession
+    from covplan.siting.session import SitingSession
 
     scenario, inputs, access, _ = run
     session = SitingSession.from_access(access, rules_for_scenario(scenario), rule_id="DRIVE-15")

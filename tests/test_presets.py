@@ -11,8 +11,7 @@ import re
 from pathlib import Path
 
 import pytest
-
-from coverage.standards import (
+from covplan.standards import (
     DistanceRule,
     PopulationBandRule,
     PresenceRule,
@@ -22,7 +21,7 @@ from coverage.standards import (
     load_preset,
     preset_info,
 )
-from coverage.standards.presets import preset_tables
+from covplan.standards.presets import preset_tables
 
 SEEDS = Path(__file__).resolve().parents[2] / "shared" / "docs" / "seeds"
 STANDARDS_DOC = SEEDS.parent / "standards-from-plans.md"

@@ -10,13 +10,12 @@ import numpy as np
 import pytest
 import shapely
 from conftest import SYNTHETIC_NODES
+from covplan.engine.attach import attach
+from covplan.engine.network import build_network
+from covplan.engine.routing import nearest, reach_matrix, reach_sets
+from covplan.errors import CoverageError
 from pyproj import Geod
 from shipped import ANDORRA_PBF
-
-from coverage.attach import attach
-from coverage.errors import CoverageError
-from coverage.network import build_network
-from coverage.routing import nearest, reach_matrix, reach_sets
 
 GEOD = Geod(ellps="WGS84")
 #: fixed points: town centres (lon, lat)

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from coverage.errors import InputError
-from coverage.scenario import load_scenario
+from covplan.errors import InputError
+from covplan.scenario import load_scenario
 
 REPO = Path(__file__).resolve().parents[1]
 SCENARIOS = REPO / "data" / "scenarios"
@@ -111,7 +110,7 @@ def test_wrong_types_are_named(tmp_path: Path) -> None:
 
 
 def test_overrides_set_values_by_key_path() -> None:
-    from coverage.scenario import apply_overrides
+    from covplan.scenario import apply_overrides
 
     table = {"scenario": {"name": "x"}, "standards": [{"rule": "travel_time", "minutes": 15}]}
     out = apply_overrides(

@@ -11,6 +11,8 @@ from pathlib import Path
 import geopandas as gpd
 import pandas as pd
 import pytest
+from covplan.errors import InputWarning
+from covplan.inputs.osm_features import read_places
 from shipped import (
     ANDORRA_FACILITIES,
     ANDORRA_PBF,
@@ -18,9 +20,6 @@ from shipped import (
     LIECHTENSTEIN_FACILITIES,
     LIECHTENSTEIN_POPULATION,
 )
-
-from coverage.errors import InputWarning
-from coverage.osm_features import read_places
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data"

@@ -12,14 +12,13 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
+from covplan.engine.attach import attach
+from covplan.engine.network import build_network
+from covplan.engine.routing import nearest, reach_matrix
+from covplan.siting import SitingProblem
+from covplan.siting.candidates import exclude, grid_candidates
+from covplan.siting.curve import coverage_curve
 from shipped import ANDORRA_FACILITIES, ANDORRA_PARISHES, ANDORRA_PBF, ANDORRA_PLACES
-
-from coverage.attach import attach
-from coverage.network import build_network
-from coverage.routing import nearest, reach_matrix
-from coverage.siting import SitingProblem
-from coverage.siting.candidates import exclude, grid_candidates
-from coverage.siting.curve import coverage_curve
 
 
 @pytest.fixture(scope="module")

@@ -12,17 +12,16 @@ import numpy as np
 import osmium
 import pytest
 import shapely
-from pyproj import Transformer
-from shipped import LIECHTENSTEIN_PBF
-
-from coverage.errors import CoverageError
-from coverage.siting.candidates import (
+from covplan.errors import CoverageError
+from covplan.siting.candidates import (
     combine,
     exclude,
     grid_candidates,
     point_candidates,
     seat_candidates,
 )
+from pyproj import Transformer
+from shipped import LIECHTENSTEIN_PBF
 
 DRIVE = {"motorway", "trunk", "primary", "secondary", "tertiary", "unclassified", "residential",
          "living_street", "service"}

@@ -23,13 +23,8 @@ import osmium
 import pandas as pd
 import pytest
 import scipy.sparse as sp
-from pyproj import Transformer
-from scipy.optimize import linprog
-from scipy.spatial import cKDTree
-from shipped import LIECHTENSTEIN_PBF, LIECHTENSTEIN_POPULATION
-
-from coverage.errors import CoverageError, InputError
-from coverage.siting import (
+from covplan.errors import CoverageError, InputError
+from covplan.siting import (
     SitingProblem,
     exact_lscp,
     exact_mclp,
@@ -39,8 +34,12 @@ from coverage.siting import (
     greedy_pmedian,
     solve,
 )
-from coverage.siting.curve import coverage_curve
-from coverage.siting.whatif import WhatIf
+from covplan.siting.curve import coverage_curve
+from covplan.siting.whatif import WhatIf
+from pyproj import Transformer
+from scipy.optimize import linprog
+from scipy.spatial import cKDTree
+from shipped import LIECHTENSTEIN_PBF, LIECHTENSTEIN_POPULATION
 
 SPEED_KMH = 10.0
 CUTOFF_MIN = 60.0

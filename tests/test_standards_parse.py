@@ -5,10 +5,9 @@ from __future__ import annotations
 import tomllib
 
 import pytest
-
-from coverage.errors import InputError
-from coverage.facility_types import FACILITY_GROUPS
-from coverage.standards import (
+from covplan.errors import InputError
+from covplan.facility_types import FACILITY_GROUPS
+from covplan.standards import (
     PopulationBandRule,
     PresenceRule,
     RatioRule,
@@ -132,7 +131,7 @@ def test_bad_preset_references_are_reported() -> None:
 
 
 def test_scenario_loader_delegates_to_parse_standards() -> None:
-    """coverage.scenario calls parse_standards(tables, where="standards")."""
+    """covplan.scenario calls parse_standards(tables, where="standards")."""
     with pytest.raises(InputError) as info:
         parse_standards([{"rule": "ratio", "attribute": "beds", "target": "high"}],
                         where="standards")
@@ -143,8 +142,8 @@ def test_scenario_loader_delegates_to_parse_standards() -> None:
 
 
 def test_rule_given_as_a_list_is_a_problem_not_a_crash():
-    from coverage.errors import InputError
-    from coverage.standards import parse_standards
+    from covplan.errors import InputError
+    from covplan.standards import parse_standards
 
     with pytest.raises(InputError) as info:
         parse_standards([{"rule": ["travel_time"], "id": "X"}])

@@ -5,8 +5,8 @@ Real inputs:
   OSM extract of 2013-08-03, the hospital node 6245 "Liechtensteinisches Landesspital", and the
   official populations at 2014-12-31 (data/population/). Each municipality's population is put
   on its main place node (Mauren has none in the extract: its village Schaanwald stands in).
-* Dadukou and Dazu: NBS 2016 codes (data/china/admin_units_nbs2016.csv), the 2020 census
-  (data/china/census2020_counties.csv), facilities named in the plan documents, and Dazu's 2020
+* Dadukou and Dazu: NBS 2016 codes (coverage/china/tables/admin_units_nbs2016.csv), the
+  2020 census (census2020_counties.csv), facilities named in the plan documents, and Dazu's 2020
   bed and staff counts as stated in its plan (seed 004).
 """
 
@@ -21,12 +21,9 @@ import osmium
 import pandas as pd
 import pytest
 import shapely
-from osmium.geom import WKBFactory
-from shapely.geometry import Point
-from shipped import LIECHTENSTEIN_PBF, LIECHTENSTEIN_POPULATION
-
-from coverage.errors import CoverageError
-from coverage.standards import (
+from covplan.errors import CoverageError
+from covplan.inputs.urban_rural import classify_places
+from covplan.standards import (
     DistanceRule,
     PopulationBandRule,
     PresenceRule,
@@ -34,11 +31,13 @@ from coverage.standards import (
     StraightLineAccess,
     TravelTimeRule,
 )
-from coverage.urban_rural import classify_places
+from osmium.geom import WKBFactory
+from shapely.geometry import Point
+from shipped import LIECHTENSTEIN_PBF, LIECHTENSTEIN_POPULATION, NBS_TABLES
 
 DATA = Path(__file__).resolve().parents[1] / "data"
-NBS = DATA / "china" / "admin_units_nbs2016.csv"
-CENSUS = DATA / "china" / "census2020_counties.csv"
+NBS = NBS_TABLES / "admin_units_nbs2016.csv"
+CENSUS = NBS_TABLES / "census2020_counties.csv"
 
 HOSPITAL = (9.5224777, 47.1343767)  # OSM node 6245, Liechtensteinisches Landesspital, Vaduz
 #: municipality -> OSM place node standing for its residents

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
+from covplan.errors import CoverageError, InputError
+from covplan.inputs.urban_rural import classify_places, load_nbs_codes
+from covplan.labels import facility_type_label, label, translate_table
 from shapely.geometry import Point
-
-from coverage.errors import CoverageError, InputError
-from coverage.labels import facility_type_label, label, translate_table
-from coverage.urban_rural import classify_places, load_nbs_codes
-
-DATA = Path(__file__).resolve().parents[1] / "data" / "china"
+from shipped import NBS_TABLES as DATA
 
 
 def _row(code: str) -> dict[str, str]:

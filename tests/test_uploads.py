@@ -14,11 +14,10 @@ from pathlib import Path
 
 import geopandas as gpd
 import pytest
+from covplan.errors import CoverageError
+from covplan.inputs.loaders import load_boundaries, load_population
+from covplan.inputs.uploads import MAX_NAME_CHARS, UploadStore, safe_name
 from shipped import LIECHTENSTEIN_MUNICIPALITIES, LIECHTENSTEIN_PLACES
-
-from coverage.errors import CoverageError
-from coverage.loaders import load_boundaries, load_population
-from coverage.uploads import MAX_NAME_CHARS, UploadStore, safe_name
 
 
 @pytest.fixture

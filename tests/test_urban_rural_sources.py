@@ -7,15 +7,14 @@ from pathlib import Path
 
 import geopandas as gpd
 import pandas as pd
+from covplan.pipeline import load_inputs
+from covplan.scenario import load_scenario
 from shapely.geometry import box
-from shipped import ANDORRA_PBF
-
-from coverage.pipeline import load_inputs
-from coverage.scenario import load_scenario
+from shipped import ANDORRA_PBF, NBS_TABLES
 
 REPO = Path(__file__).resolve().parents[1]
 # Real NBS 2016 village codes of 巴州区 (511902) with their real urban-rural class codes, read
-# from data/china/admin_units_nbs2016.csv in the test; the point positions are made up (the
+# from the shipped NBS table in the test; the point positions are made up (the
 # NBS tables have no coordinates) and only serve to put the villages inside one box.
 CODES = ["511902001001", "511902001200", "511902100001", "511902202001"]
 
@@ -64,7 +63,7 @@ source = "{network}"
 
 
 def _nbs_classes() -> dict[str, str]:
-    table = pd.read_csv(REPO / "data" / "china" / "admin_units_nbs2016.csv", dtype=str)
+    table = pd.read_csv(NBS_TABLES / "admin_units_nbs2016.csv", dtype=str)
     table = table[table["code"].isin(CODES)]
     pairs = zip(table["code"], table["ur_code"], strict=True)
     return {c: ("urban" if u.startswith("1") else "rural") for c, u in pairs}

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from covplan.errors import CoverageError
+from covplan.pipeline import load_inputs, road_access, rules_for_scenario, run_scenario
+from covplan.scenario import load_scenario
+from covplan.siting.session import SitingSession
+from covplan.whatif import NewFacility, what_if
 from shipped import LIECHTENSTEIN_SCENARIO
-
-from coverage.errors import CoverageError
-from coverage.pipeline import RoadAccess, load_inputs, rules_for_scenario, run_scenario
-from coverage.scenario import load_scenario
-from coverage.siting.session import SitingSession
-from coverage.whatif import NewFacility, what_if
 
 # Ruggell, at the northern end of Liechtenstein, far from the one hospital in Vaduz
 RUGGELL = (9.5253, 47.2377)
@@ -19,7 +18,7 @@ RUGGELL = (9.5253, 47.2377)
 def base():
     scenario = load_scenario(LIECHTENSTEIN_SCENARIO)
     inputs = load_inputs(scenario)
-    access = RoadAccess(scenario, inputs)
+    access = road_access(scenario, inputs)
     rules = rules_for_scenario(scenario)
     result = run_scenario(scenario, inputs=inputs, access=access, with_isochrones=False)
     return access, rules, result

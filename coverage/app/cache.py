@@ -1,15 +1,15 @@
 """Heavy work shared by every session of the app, built once per region and never mutated.
 
-A :class:`Region` (scenario, checked inputs and the :class:`~coverage.pipeline.RoadAccess`
+A :class:`Region` (scenario, checked inputs and the :class:`~covplan.engine.access.RoadAccess`
 with its road networks and attachments) is built once per scenario file; the baseline
-:class:`~coverage.results.RunResult` and the :class:`~coverage.siting.session.SitingSession`
+:class:`~covplan.results.RunResult` and the :class:`~covplan.siting.session.SitingSession`
 (the candidate-by-place travel-time matrix) once per region and standards. The ``shared_*``
 functions wrap them in ``st.cache_resource`` keyed by the scenario path and the standards
 tables (as JSON text), so every browser session gets the same objects.
 
 Sessions only read these objects. A plan's own evaluation (:func:`evaluate_plan`) works on
 new layers (copies with the candidate stations added and closures removed) and a
-:class:`~coverage.pipeline.SharedRoadAccess` that reuses the shared networks and place
+:class:`~covplan.engine.access.SharedRoadAccess` that reuses the shared networks and place
 attachments read-only and attaches its own facilities, so one session's edits never reach
 the shared state.
 """
@@ -31,16 +31,22 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import streamlit as st
-
-from coverage.errors import CoverageError
-from coverage.outputs.labels_zh import text
-from coverage.outputs.webmap import build_map
-from coverage.pipeline import Inputs, RoadAccess, load_inputs, rules_for_scenario, run_scenario
-from coverage.progress import Steps
-from coverage.results import RunResult
-from coverage.scenario import Scenario, load_scenario
-from coverage.siting.session import SitingSession
-from coverage.standards.rules import DistanceRule, Rule, TravelTimeRule
+from covplan.errors import CoverageError
+from covplan.outputs.labels_zh import text
+from covplan.outputs.webmap import build_map
+from covplan.pipeline import (
+    Inputs,
+    RoadAccess,
+    load_inputs,
+    road_access,
+    rules_for_scenario,
+    run_scenario,
+)
+from covplan.progress import Steps
+from covplan.results import RunResult
+from covplan.scenario import Scenario, load_scenario
+from covplan.siting.session import SitingSession
+from covplan.standards.rules import DistanceRule, Rule, TravelTimeRule
 
 __all__ = [
     "app_map",
@@ -120,7 +126,7 @@ def load_region(path: str | Path, *, steps: Steps | None = None) -> Region:
     steps = steps or Steps(verbosity=0)
     scenario = load_scenario(path)
     inputs = load_inputs(scenario, steps=steps)
-    access = RoadAccess(scenario, inputs, steps=steps)
+    access = road_access(scenario, inputs, steps=steps)
     for rule in travel_rules(rules_for_scenario(scenario)):
         access.attachment(rule.mode, "facilities")
         access.attachment(rule.mode, "places")
@@ -332,7 +338,7 @@ def compare_results(
 def _data_uri(name: str, mime: str) -> str:
     """Return a vendored Leaflet file (``coverage/outputs/vendor``) as a base64 data URI."""
     try:
-        raw = resources.files("coverage.outputs").joinpath("vendor", name).read_bytes()
+        raw = resources.files("covplan.outputs").joinpath("vendor", name).read_bytes()
     except (FileNotFoundError, OSError) as exc:
         raise CoverageError(
             f"coverage/outputs/vendor/{name} is missing; reinstall coverage-planner with its "
@@ -342,7 +348,7 @@ def _data_uri(name: str, mime: str) -> str:
 
 
 def app_map(result: RunResult, *, language: str) -> folium.Map:
-    """Return :func:`~coverage.outputs.webmap.build_map` ready for ``st_folium``.
+    """Return :func:`~covplan.outputs.webmap.build_map` ready for ``st_folium``.
 
     ``st_folium`` loads scripts only from the map's ``default_js`` links (it inserts the page
     header with ``innerHTML``, where inline scripts do not run), so the vendored Leaflet that

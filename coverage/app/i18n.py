@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from coverage.errors import CoverageError
+from covplan.errors import CoverageError
 
 __all__ = ["LANGUAGES", "STRINGS", "detect_language", "t"]
 

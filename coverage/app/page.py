@@ -1,8 +1,8 @@
 """The app's page: widgets, map and downloads over ``cache`` and ``state`` (no logic here).
 
-Every change a user makes goes into their own :class:`~coverage.app.state.Plan` in
+Every change a user makes goes into their own :class:`~covplan.app.state.Plan` in
 ``st.session_state``; the region, baseline and siting matrix come from the shared caches of
-:mod:`coverage.app.cache` and are only read.
+:mod:`covplan.app.cache` and are only read.
 """
 
 from __future__ import annotations
@@ -18,11 +18,9 @@ import folium
 import geopandas as gpd
 import pandas as pd
 import streamlit as st
-from streamlit_folium import st_folium
-
-from coverage.app import cache
-from coverage.app.i18n import detect_language, t
-from coverage.app.state import (
+from covplan.app import cache
+from covplan.app.i18n import detect_language, t
+from covplan.app.state import (
     UPLOAD_CRS,
     Plan,
     SessionPlans,
@@ -31,13 +29,14 @@ from coverage.app.state import (
     standards_tables,
     write_upload_scenario,
 )
-from coverage.errors import CoverageError
-from coverage.facility_types import FACILITY_TYPES
-from coverage.outputs import write_outputs
-from coverage.pipeline import rules_for_scenario
-from coverage.standards.presets import list_presets, preset_info
-from coverage.standards.rules import DistanceRule, TravelTimeRule
-from coverage.uploads import UploadStore
+from covplan.errors import CoverageError
+from covplan.facility_types import FACILITY_TYPES
+from covplan.inputs.uploads import UploadStore
+from covplan.outputs import write_outputs
+from covplan.pipeline import rules_for_scenario
+from covplan.standards.presets import list_presets, preset_info
+from covplan.standards.rules import DistanceRule, TravelTimeRule
+from streamlit_folium import st_folium
 
 __all__ = ["render"]
 

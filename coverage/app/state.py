@@ -17,9 +17,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from coverage.errors import CoverageError
-from coverage.standards.presets import list_presets, preset_tables
-from coverage.uploads import safe_name
+from covplan.errors import CoverageError
+from covplan.inputs.uploads import safe_name
+from covplan.standards.presets import list_presets, preset_tables
 
 __all__ = [
     "FILE_FORMAT",
@@ -340,7 +340,7 @@ UPLOAD_SUFFIXES: dict[str, tuple[str, ...]] = {
     "population": (".csv", ".xlsx", ".geojson", ".json", ".gpkg", ".zip", ".tif", ".tiff"),
     "network": (".pbf", ".osm", ".graphml", ".xml"),
 }
-#: Coordinate systems offered for uploaded tables (see :mod:`coverage.crs`).
+#: Coordinate systems offered for uploaded tables (see :mod:`covplan.inputs.crs`).
 UPLOAD_CRS: tuple[str, ...] = ("WGS-84", "GCJ-02", "BD-09", "CGCS2000")
 
 

@@ -12,11 +12,10 @@ from __future__ import annotations
 import geopandas as gpd
 import numpy as np
 import shapely
+from covplan.errors import CoverageError
+from covplan.geo import metric_crs
 from shapely.geometry import MultiPolygon, Polygon
 from shapely.geometry.base import BaseGeometry
-
-from coverage.errors import CoverageError
-from coverage.geo import metric_crs
 
 __all__ = ["voronoi_units"]
 

@@ -18,9 +18,8 @@ import rasterio
 import rasterio.features
 import rasterio.windows
 import shapely
+from covplan.errors import CoverageError
 from shapely.geometry.base import BaseGeometry
-
-from coverage.errors import CoverageError
 
 __all__ = ["coverage_shift", "spread_over_raster"]
 

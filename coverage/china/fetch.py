@@ -12,7 +12,7 @@ The pipeline, :func:`fetch_district`:
    buffered outline, the ways and relations using them, completed with everything they
    reference);
 4. extract the township boundaries (``admin_level = 8``) where mapped, else approximate them
-   by Voronoi cells of the township seats (:mod:`coverage.china.approximate`); health facilities;
+   by Voronoi cells of the township seats (:mod:`covplan.china.approximate`); health facilities;
    place nodes for villages;
 5. write the layers as GeoJSON and a scenario TOML beside them.
 
@@ -39,12 +39,11 @@ import numpy as np
 import osmium
 import pandas as pd
 import shapely
+from covplan.china.approximate import voronoi_units
+from covplan.china.names import clean_name, match_names
+from covplan.errors import CoverageError, InputWarning
+from covplan.geo import metric_crs
 from shapely.geometry.base import BaseGeometry
-
-from coverage.china.approximate import voronoi_units
-from coverage.china.names import clean_name, match_names
-from coverage.errors import CoverageError, InputWarning
-from coverage.geo import metric_crs
 
 __all__ = [
     "BASE_URL_ENV",
@@ -414,7 +413,7 @@ def _district_outline(
     names: tuple[str, ...],
     admin_level: int,
 ) -> tuple[BaseGeometry, str, dict[str, Any]]:
-    from coverage.osm_features import read_admin_boundaries
+    from covplan.inputs.osm_features import read_admin_boundaries
 
     if boundary_file is not None:
         layer = gpd.read_file(boundary_file)
@@ -551,8 +550,12 @@ def fetch_district(
         When offline or on HTTP errors, when the district outline cannot be found, or when the
         district holds no township seat to approximate townships from.
     """
-    from coverage.china import nbs
-    from coverage.osm_features import read_admin_boundaries, read_health_facilities, read_places
+    from covplan.china import nbs
+    from covplan.inputs.osm_features import (
+        read_admin_boundaries,
+        read_health_facilities,
+        read_places,
+    )
 
     out = Path(out_dir).expanduser().resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -669,7 +672,7 @@ def _townships(
     seat_kinds: tuple[str, ...],
     read_admin_boundaries: Callable[..., gpd.GeoDataFrame],
 ) -> tuple[gpd.GeoDataFrame, bool]:
-    from coverage.china import nbs
+    from covplan.china import nbs
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", InputWarning)
@@ -739,7 +742,7 @@ def _scenario_text(name: str, *, language: str, buffer_m: float, approximate: bo
     return f"""# {name}: written by `covplan data fetch`.
 # Data © OpenStreetMap contributors, ODbL 1.0 (source: {source_url}); see manifest.json.
 {note}# Township populations are empty: fill the `population` column of townships.geojson from
-# the census (乡镇街道人口), for example with coverage.china.nbs.join_by_code_or_name.
+# the census (乡镇街道人口), for example with covplan.china.nbs.join_by_code_or_name.
 
 [scenario]
 name = {json.dumps(name, ensure_ascii=False)}

@@ -17,7 +17,7 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from coverage.errors import CoverageError
+from covplan.errors import CoverageError
 
 __all__ = [
     "LEVELS",

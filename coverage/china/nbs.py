@@ -2,7 +2,7 @@
 
 Sources (official statistics, cite as such): 国家统计局 统计用区划代码和城乡划分代码 2016 and
 2023, and the 7th national census 2020 (第七次全国人口普查) county table. The files live in
-``data/china/``:
+``coverage/china/tables/`` (package data, ``importlib.resources``):
 
 - ``admin_units_nbs2016.csv``: the nine plan counties, their 279 townships and 3,471 villages
   with the urban-rural code ``ur_code`` (111 主城区, 112 城乡结合区, 121 镇中心区, 122 镇乡结合区,
@@ -22,12 +22,12 @@ import difflib
 import os
 from dataclasses import dataclass, field
 from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 
 import pandas as pd
-
-from coverage.china.names import canonical_level, clean_name, match_names
-from coverage.errors import CoverageError
+from covplan.china.names import canonical_level, clean_name, match_names
+from covplan.errors import CoverageError
 
 __all__ = [
     "COUNTY_PINYIN",
@@ -75,7 +75,7 @@ _NAME_COLUMNS = {
 def data_dir() -> Path:
     """Return the folder of the shipped NBS tables.
 
-    ``COVPLAN_CHINA_DATA`` overrides the default ``data/china`` of the source checkout.
+    ``COVPLAN_CHINA_DATA`` overrides the tables shipped in the package (``covplan/china/tables``).
 
     Raises
     ------
@@ -84,7 +84,7 @@ def data_dir() -> Path:
     """
     folder = Path(
         os.environ.get("COVPLAN_CHINA_DATA")
-        or Path(__file__).resolve().parents[2] / "data" / "china"
+        or str(resources.files("covplan.china") / "tables")
     )
     if not (folder / "admin_units_nbs2016.csv").is_file():
         raise CoverageError(
@@ -453,7 +453,7 @@ def join_by_code_or_name(
 
     Each row is matched by its NBS code when it has one that exists, otherwise by name
     (exact, then suffix-tolerant stem, then stem plus level word; see
-    :func:`coverage.china.names.match_names`). Village names repeat between townships, so at
+    :func:`covplan.china.names.match_names`). Village names repeat between townships, so at
     village level a ``parent_column`` (the township's code or name) narrows the search; without
     it a village name found in two townships is reported ambiguous.
 

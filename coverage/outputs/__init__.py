@@ -22,12 +22,12 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from coverage.errors import CoverageError
-from coverage.outputs.atomic import staged_directory
-from coverage.outputs.labels_zh import check_language
-from coverage.outputs.manifest import file_sha256, manifest_digest, manifest_json
-from coverage.progress import Steps
-from coverage.results import RunResult
+from covplan.errors import CoverageError
+from covplan.outputs.atomic import staged_directory
+from covplan.outputs.labels_zh import check_language
+from covplan.outputs.manifest import file_sha256, manifest_digest, manifest_json
+from covplan.progress import Steps
+from covplan.results import RunResult
 
 __all__ = ["OUTPUT_NAMES", "write_outputs"]
 
@@ -65,10 +65,10 @@ def _select(formats: Iterable[str] | None) -> list[str]:
 
 def _writers(result: RunResult, lang: str, manifest: dict[str, Any]
              ) -> dict[str, Callable[[Path], object]]:
-    from coverage.outputs import tables
+    from covplan.outputs import tables
 
     def gpkg(path: Path) -> object:
-        from coverage.outputs.gpkg import write_gpkg
+        from covplan.outputs.gpkg import write_gpkg
 
         return write_gpkg(result, path, manifest=manifest)
 
@@ -92,17 +92,17 @@ def _writers(result: RunResult, lang: str, manifest: dict[str, Any]
         return tables.write_csv(tables.places_table(result, language=lang), path, language=lang)
 
     def map_html(path: Path) -> object:
-        from coverage.outputs.webmap import write_map
+        from covplan.outputs.webmap import write_map
 
         return write_map(result, path, language=lang, manifest=manifest)
 
     def map_png(path: Path) -> object:
-        from coverage.outputs.staticmap import write_static_map
+        from covplan.outputs.staticmap import write_static_map
 
         return write_static_map(result, path, language=lang, manifest=manifest)
 
     def report_html(path: Path) -> object:
-        from coverage.outputs.report import write_report
+        from covplan.outputs.report import write_report
 
         return write_report(result, path, language=lang, manifest=manifest)
 

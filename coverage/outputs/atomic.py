@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from coverage.errors import CoverageError
+from covplan.errors import CoverageError
 
 __all__ = [
     "atomic_path",

@@ -19,10 +19,9 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyogrio
-
-from coverage.errors import CoverageError
-from coverage.outputs.manifest import manifest_json, to_jsonable
-from coverage.results import RunResult
+from covplan.errors import CoverageError
+from covplan.outputs.manifest import manifest_json, to_jsonable
+from covplan.results import RunResult
 
 __all__ = ["MANIFEST_TABLE", "gpkg_layers", "write_gpkg"]
 

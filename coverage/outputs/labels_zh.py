@@ -1,17 +1,17 @@
 """Column headings, status words and map/report strings of the exports, in Chinese and English.
 
 Each entry is ``key -> (Chinese, English)``, the convention of
-:data:`coverage.facility_types.FACILITY_TYPES`. Status words, urban/rural classes and the
+:data:`covplan.facility_types.FACILITY_TYPES`. Status words, urban/rural classes and the
 headings of audit columns the exports do not name themselves come from
-:mod:`coverage.labels`; the headings here are the ones the export files promise (单元编码,
+:mod:`covplan.labels`; the headings here are the ones the export files promise (单元编码,
 单元名称, 规则, 状态, 人口, 覆盖人口, 覆盖率, 最近机构, 分钟). Rule names come from the rules
 themselves (the ``rule_name`` column of a run's tables).
 """
 
 from __future__ import annotations
 
-from coverage.errors import CoverageError
-from coverage.labels import COLUMN_LABELS, STATUS_LABELS, URBAN_RURAL_LABELS
+from covplan.errors import CoverageError
+from covplan.labels import COLUMN_LABELS, STATUS_LABELS, URBAN_RURAL_LABELS
 
 __all__ = [
     "COLUMNS",
@@ -27,7 +27,7 @@ __all__ = [
 
 LANGUAGES = ("en", "zh")
 
-#: Headings of the exports' own columns; the audit's columns are in coverage.labels.
+#: Headings of the exports' own columns; the audit's columns are in covplan.labels.
 COLUMNS: dict[str, tuple[str, str]] = {
     "units_passing": ("达标单元数", "units_passing"),
     "units_total": ("单元总数", "units_total"),
@@ -139,7 +139,7 @@ def column_label(column: str, language: str) -> str:
     """Return the heading of ``column``.
 
     English headings are the column keys (stable for scripts); Chinese ones come from
-    :data:`COLUMNS`, then :data:`coverage.labels.COLUMN_LABELS`; unknown columns keep their
+    :data:`COLUMNS`, then :data:`covplan.labels.COLUMN_LABELS`; unknown columns keep their
     name.
     """
     if check_language(language) == "en":

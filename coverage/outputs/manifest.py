@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from coverage.errors import CoverageError
+from covplan.errors import CoverageError
 
 __all__ = [
     "PACKAGES",

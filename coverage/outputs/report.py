@@ -15,13 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-
-from coverage.labels import COLUMN_LABELS
-from coverage.outputs.html_text import escape, number
-from coverage.outputs.labels_zh import check_language, column_label, status_label, text
-from coverage.outputs.manifest import manifest_json, script_safe_json
-from coverage.outputs.tables import normalise_summary, normalise_unit_results
-from coverage.results import RunResult
+from covplan.labels import COLUMN_LABELS
+from covplan.outputs.html_text import escape, number
+from covplan.outputs.labels_zh import check_language, column_label, status_label, text
+from covplan.outputs.manifest import manifest_json, script_safe_json
+from covplan.outputs.tables import normalise_summary, normalise_unit_results
+from covplan.results import RunResult
 
 __all__ = ["render_report", "write_report"]
 

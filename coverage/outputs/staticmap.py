@@ -27,15 +27,10 @@ import matplotlib
 matplotlib.use("Agg", force=False)
 
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib import font_manager  # noqa: E402
-from matplotlib.colors import to_rgb  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
-
-from coverage.geo import metric_crs  # noqa: E402
-from coverage.outputs.labels_zh import check_language, mode_label, text  # noqa: E402
-from coverage.outputs.manifest import manifest_json  # noqa: E402
-from coverage.outputs.webmap import (  # noqa: E402
+from covplan.geo import metric_crs  # noqa: E402
+from covplan.outputs.labels_zh import check_language, mode_label, text  # noqa: E402
+from covplan.outputs.manifest import manifest_json  # noqa: E402
+from covplan.outputs.webmap import (  # noqa: E402
     COMPLIANCE_COLOURS,
     FACILITY_COLOUR,
     PROPOSAL_COLOUR,
@@ -46,7 +41,11 @@ from coverage.outputs.webmap import (  # noqa: E402
     place_shortfalls,
     shortfall_class,
 )
-from coverage.results import RunResult  # noqa: E402
+from covplan.results import RunResult  # noqa: E402
+from matplotlib import font_manager  # noqa: E402
+from matplotlib.colors import to_rgb  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 
 __all__ = [
     "DPI",

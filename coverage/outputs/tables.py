@@ -1,7 +1,7 @@
 """Per-unit and per-place tables of a run: units.csv, units.xlsx and places.csv.
 
 Column headings and status words are Chinese when the language is ``zh`` (see
-:mod:`coverage.outputs.labels_zh`); in English the headings are the column keys and the
+:mod:`covplan.outputs.labels_zh`); in English the headings are the column keys and the
 status keeps its machine-readable values ``pass`` / ``fail`` / ``not_applicable``.
 Text cells that a spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``,
 ``@``) are neutralised: prefixed with ``'`` in CSV and stored as plain strings in XLSX.
@@ -18,16 +18,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
-from coverage.outputs.labels_zh import (
+from covplan.outputs.labels_zh import (
     URBAN_RURAL,
     check_language,
     column_label,
     mode_label,
     status_label,
 )
-from coverage.outputs.manifest import to_jsonable
-from coverage.results import RunResult
+from covplan.outputs.manifest import to_jsonable
+from covplan.results import RunResult
 
 __all__ = [
     "normalise_summary",

@@ -38,19 +38,18 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 from branca.element import Element
-
-from coverage.facility_types import FACILITY_TYPES
-from coverage.outputs.html_text import escape, number
-from coverage.outputs.labels_zh import (
+from covplan.facility_types import FACILITY_TYPES
+from covplan.outputs.html_text import escape, number
+from covplan.outputs.labels_zh import (
     check_language,
     column_label,
     mode_label,
     status_label,
     text,
 )
-from coverage.outputs.manifest import script_safe_json
-from coverage.outputs.tables import normalise_unit_results
-from coverage.results import RunResult
+from covplan.outputs.manifest import script_safe_json
+from covplan.outputs.tables import normalise_unit_results
+from covplan.results import RunResult
 
 __all__ = [
     "COMPLIANCE_COLOURS",
@@ -471,7 +470,7 @@ LEAFLET_CDN = (
 def _vendor(name: str) -> str | None:
     """Return a vendored file's text, or None when the package was installed without it."""
     try:
-        return resources.files("coverage.outputs").joinpath("vendor", name).read_text("utf-8")
+        return resources.files("covplan.outputs").joinpath("vendor", name).read_text("utf-8")
     except (FileNotFoundError, OSError):
         return None
 

@@ -6,7 +6,7 @@ minutes within the routing cutoff), wrapped once per scenario in a :class:`Sitin
 
 from __future__ import annotations
 
-from coverage.siting.exact import (
+from covplan.siting.exact import (
     DEFAULT_BAND,
     exact_lscp,
     exact_mclp,
@@ -14,8 +14,8 @@ from coverage.siting.exact import (
     model_size,
     solve,
 )
-from coverage.siting.greedy import greedy_lscp, greedy_mclp, greedy_pmedian
-from coverage.siting.problem import SitingProblem, SitingResult
+from covplan.siting.greedy import greedy_lscp, greedy_mclp, greedy_pmedian
+from covplan.siting.problem import SitingProblem, SitingResult
 
 __all__ = [
     "DEFAULT_BAND",

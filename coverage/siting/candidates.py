@@ -15,9 +15,8 @@ import geopandas as gpd
 import numpy as np
 import numpy.typing as npt
 import shapely
+from covplan.errors import CoverageError
 from scipy.spatial import cKDTree
-
-from coverage.errors import CoverageError
 
 __all__ = [
     "Candidates",

@@ -12,11 +12,10 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-
-from coverage.errors import CoverageError
-from coverage.siting.exact import exact_mclp
-from coverage.siting.greedy import _candidate_rows, greedy_mclp
-from coverage.siting.problem import SitingProblem
+from covplan.errors import CoverageError
+from covplan.siting.exact import exact_mclp
+from covplan.siting.greedy import _candidate_rows, greedy_mclp
+from covplan.siting.problem import SitingProblem
 
 __all__ = ["coverage_curve"]
 

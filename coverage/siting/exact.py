@@ -32,10 +32,9 @@ import numpy as np
 import numpy.typing as npt
 import pulp
 import scipy.sparse as sp
-
-from coverage.errors import CoverageError
-from coverage.siting.greedy import _candidate_rows, greedy_lscp, greedy_mclp, greedy_pmedian
-from coverage.siting.problem import SitingProblem, SitingResult, make_result
+from covplan.errors import CoverageError
+from covplan.siting.greedy import _candidate_rows, greedy_lscp, greedy_mclp, greedy_pmedian
+from covplan.siting.problem import SitingProblem, SitingResult, make_result
 
 __all__ = [
     "DEFAULT_BAND",

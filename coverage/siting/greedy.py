@@ -20,9 +20,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import numpy.typing as npt
-
-from coverage.errors import CoverageError
-from coverage.siting.problem import SitingProblem, SitingResult, make_result, row_slice
+from covplan.errors import CoverageError
+from covplan.siting.problem import SitingProblem, SitingResult, make_result, row_slice
 
 __all__ = ["greedy_lscp", "greedy_mclp", "greedy_pmedian", "lazy_greedy"]
 

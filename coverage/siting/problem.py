@@ -21,8 +21,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 import scipy.sparse as sp
-
-from coverage.errors import CoverageError, InputError, Problem
+from covplan.errors import CoverageError, InputError, Problem
 
 __all__ = ["SitingProblem", "SitingResult", "filter_csr", "make_result", "row_slice"]
 
@@ -98,7 +97,7 @@ class SitingProblem:
     """A siting scenario: travel times, existing facilities, candidates, population, thresholds.
 
     Build it with :meth:`from_matrix`. All arrays are read-only in spirit; the solvers and
-    :class:`coverage.siting.whatif.WhatIf` share one instance.
+    :class:`covplan.siting.whatif.WhatIf` share one instance.
 
     Attributes
     ----------

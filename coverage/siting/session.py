@@ -2,7 +2,7 @@
 
 A :class:`SitingSession` is built once per scenario and standard (the expensive part: candidate
 sites and the facility-by-place matrix from the road engine). Proposals and what-if questions
-then run on the precomputed :class:`~coverage.siting.problem.SitingProblem` in milliseconds.
+then run on the precomputed :class:`~covplan.siting.problem.SitingProblem` in milliseconds.
 """
 
 from __future__ import annotations
@@ -15,21 +15,20 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-
-from coverage.attach import attach
-from coverage.errors import CoverageError
-from coverage.geo import project_geoms
-from coverage.progress import Steps
-from coverage.routing import reach_matrix
-from coverage.siting.candidates import exclude, grid_candidates
-from coverage.siting.curve import coverage_curve
-from coverage.siting.exact import solve
-from coverage.siting.problem import SitingProblem, SitingResult
-from coverage.siting.whatif import WhatIf, WhatIfResult
-from coverage.standards.rules import Rule, TravelTimeRule
+from covplan.engine.attach import attach
+from covplan.engine.routing import reach_matrix
+from covplan.errors import CoverageError
+from covplan.geo import project_geoms
+from covplan.progress import Steps
+from covplan.siting.candidates import exclude, grid_candidates
+from covplan.siting.curve import coverage_curve
+from covplan.siting.exact import solve
+from covplan.siting.problem import SitingProblem, SitingResult
+from covplan.siting.whatif import WhatIf, WhatIfResult
+from covplan.standards.rules import Rule, TravelTimeRule
 
 if TYPE_CHECKING:
-    from coverage.pipeline import RoadAccess
+    from covplan.engine.access import RoadAccess
 
 __all__ = ["Proposal", "SitingSession"]
 

@@ -23,9 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-
-from coverage.errors import CoverageError
-from coverage.siting.problem import SitingProblem, row_slice
+from covplan.errors import CoverageError
+from covplan.siting.problem import SitingProblem, row_slice
 
 __all__ = ["WhatIf", "WhatIfResult"]
 

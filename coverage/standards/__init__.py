@@ -1,14 +1,14 @@
 """Planning standards as data: rule kinds, parsing of standards tables, shipped presets.
 
-See ``docs/ARCHITECTURE.md`` (Standards) and ``coverage.audit.run_audit``.
+See ``docs/ARCHITECTURE.md`` (Standards) and ``covplan.standards.audit.run_audit``.
 """
 
 from __future__ import annotations
 
-from coverage.standards.access import Access, StraightLineAccess
-from coverage.standards.parse import parse_standards
-from coverage.standards.presets import list_presets, load_preset, preset_info
-from coverage.standards.rules import (
+from covplan.standards.access import Access, StraightLineAccess
+from covplan.standards.parse import load_preset, parse_standards
+from covplan.standards.presets import list_presets, preset_info
+from covplan.standards.rules import (
     RESULT_COLUMNS,
     RULE_KINDS,
     DistanceRule,

@@ -1,7 +1,7 @@
 """How the audit asks "how far is the nearest facility?": a Protocol and a straight-line version.
 
 The audit never talks to the road engine directly. It takes an object implementing
-:class:`Access`; the road engine (``coverage.routing``) is plugged in behind the same Protocol.
+:class:`Access`; the road engine (``covplan.engine``) is plugged in behind the same Protocol.
 :class:`StraightLineAccess` is a simple, dependency-free implementation: geodesic straight-line
 distance on the WGS-84 ellipsoid, optionally multiplied by a detour factor, and converted to
 minutes with one speed per mode. It is an approximation (roads are longer than straight lines,
@@ -17,10 +17,9 @@ from typing import Protocol, runtime_checkable
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+from covplan.errors import CoverageError
 from pyproj import Geod
 from scipy.spatial import cKDTree
-
-from coverage.errors import CoverageError
 
 __all__ = ["METRICS", "Access", "StraightLineAccess"]
 
@@ -46,7 +45,7 @@ class Access(Protocol):
         Parameters
         ----------
         facility_types
-            Facility types (keys of ``coverage.facility_types.FACILITY_TYPES``) to consider.
+            Facility types (keys of ``covplan.facility_types.FACILITY_TYPES``) to consider.
         mode
             Travel mode name, e.g. ``"drive"``, ``"walk"``, ``"ambulance"``.
         metric

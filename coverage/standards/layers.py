@@ -15,9 +15,8 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-
-from coverage.errors import CoverageError
-from coverage.standards.access import Access
+from covplan.errors import CoverageError
+from covplan.standards.access import Access
 
 __all__ = ["ABSTRACT_LEVELS", "Layers"]
 
@@ -47,7 +46,7 @@ class Layers:
         Population places (``place_id``, ``unit_id`` of the finest unit, ``population``,
         ``urban_rural``).
     access
-        Nearest-facility values (see :class:`coverage.standards.access.Access`); only rules
+        Nearest-facility values (see :class:`covplan.standards.access.Access`); only rules
         that measure travel need it.
     levels
         Map from rule level names (e.g. ``"township"``) to level names in ``units``; overrides
@@ -227,7 +226,7 @@ class Layers:
         if self.access is None:
             raise CoverageError(
                 "this rule measures travel but no access was given: pass access=... "
-                "(the road engine, or coverage.standards.StraightLineAccess)"
+                "(the road engine, or covplan.standards.StraightLineAccess)"
             )
         key = ("nearest", tuple(facility_types), mode, metric)
         if key not in self._cache:

@@ -1,6 +1,6 @@
 """Standards tables (TOML ``[[standards]]``) to rule objects, with every problem reported at once.
 
-A table names its kind with ``rule`` (one of :data:`coverage.standards.rules.RULE_KINDS`) and
+A table names its kind with ``rule`` (one of :data:`covplan.standards.rules.RULE_KINDS`) and
 gives that kind's values; or it pulls in a shipped preset::
 
     [[standards]]
@@ -11,7 +11,7 @@ gives that kind's values; or it pulls in a shipped preset::
     [[standards]]
     id = "my-15min"
     rule = "travel_time"
-    facility_types = ["hospitals"]           # types or groups (coverage.facility_types)
+    facility_types = ["hospitals"]           # types or groups (covplan.facility_types)
     minutes = { urban = 15, rural = 30 }     # or one number
     mode = "ambulance"
     required_share = 0.95
@@ -24,10 +24,11 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from coverage.errors import InputError, Problem
-from coverage.facility_types import FACILITY_GROUPS, FACILITY_TYPES, expand_types
-from coverage.standards.access import METRICS
-from coverage.standards.rules import (
+from covplan.errors import InputError, Problem
+from covplan.facility_types import FACILITY_GROUPS, FACILITY_TYPES, expand_types
+from covplan.standards.access import METRICS
+from covplan.standards.presets import list_presets, preset_tables
+from covplan.standards.rules import (
     RULE_KINDS,
     DistanceRule,
     PopulationBandRule,
@@ -37,7 +38,7 @@ from coverage.standards.rules import (
     TravelTimeRule,
 )
 
-__all__ = ["COMMON_KEYS", "KIND_KEYS", "parse_standards"]
+__all__ = ["COMMON_KEYS", "KIND_KEYS", "load_preset", "parse_standards"]
 
 #: Keys every rule table may have. ``params``, ``note`` and ``target_year`` are
 #: documentation only (presets use them to explain open values).
@@ -136,8 +137,6 @@ def parse_standards(
 def _parse_preset_ref(
     table: Mapping[str, Any], path: str, problems: list[Problem], modes: tuple[str, ...] | None
 ) -> list[Rule]:
-    from coverage.standards.presets import list_presets, preset_tables
-
     for key in table:
         if key not in _PRESET_KEYS:
             problems.append(Problem(f"{path}.{key}", "unknown key in a preset reference",
@@ -391,3 +390,19 @@ class _Checker:
                            f"got {value!r}")
             return 1.0
         return float(value)
+
+
+def load_preset(name: str) -> list[Rule]:
+    """Return the rules of a shipped preset.
+
+    Parameters
+    ----------
+    name
+        One of :func:`list_presets`.
+
+    Raises
+    ------
+    CoverageError
+        If the preset does not exist; ``InputError`` if its file is invalid.
+    """
+    return parse_standards(preset_tables(name), where=f"preset {name}")

@@ -1,7 +1,7 @@
-"""Shipped standards presets: one TOML file per plan document in ``coverage/presets/``.
+"""Shipped standards presets: one TOML file per plan document in ``preset_files/``.
 
 Each preset file has a ``[preset]`` header (plan title, place, issuer, date, seed file) and
-``[[standards]]`` tables in the format :func:`coverage.standards.parse_standards` reads. Every
+``[[standards]]`` tables in the format :func:`covplan.standards.parse_standards` reads. Every
 rule cites its id in ``docs/standards-from-plans.md`` (e.g. ``DDK-06``), the seed file and the
 exact Chinese quote; open values the text does not fix are documented under ``params``.
 """
@@ -13,14 +13,13 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from coverage.errors import CoverageError
-from coverage.standards.rules import Rule
+from covplan.errors import CoverageError
 
-__all__ = ["list_presets", "load_preset", "preset_info", "preset_tables"]
+__all__ = ["list_presets", "preset_info", "preset_tables"]
 
 
 def _files() -> dict[str, Any]:
-    folder = resources.files("coverage") / "presets"
+    folder = resources.files("covplan.standards") / "preset_files"
     return {
         p.name[: -len(".toml")]: p for p in folder.iterdir() if p.name.endswith(".toml")
     }
@@ -49,21 +48,3 @@ def preset_info(name: str) -> dict[str, Any]:
 def preset_tables(name: str) -> list[dict[str, Any]]:
     """Return the raw ``[[standards]]`` tables of a preset (copies; safe to modify)."""
     return [dict(t) for t in _read(name).get("standards", [])]
-
-
-def load_preset(name: str) -> list[Rule]:
-    """Return the rules of a shipped preset.
-
-    Parameters
-    ----------
-    name
-        One of :func:`list_presets`.
-
-    Raises
-    ------
-    CoverageError
-        If the preset does not exist; ``InputError`` if its file is invalid.
-    """
-    from coverage.standards.parse import parse_standards
-
-    return parse_standards(preset_tables(name), where=f"preset {name}")

@@ -19,11 +19,10 @@ from typing import Any, ClassVar
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-
-from coverage.errors import CoverageError
-from coverage.facility_types import FACILITY_GROUPS, FACILITY_TYPES, expand_types
-from coverage.standards.access import Access, StraightLineAccess
-from coverage.standards.layers import Layers
+from covplan.errors import CoverageError
+from covplan.facility_types import FACILITY_GROUPS, FACILITY_TYPES, expand_types
+from covplan.standards.access import Access, StraightLineAccess
+from covplan.standards.layers import Layers
 
 __all__ = [
     "PLACE_COLUMNS",
@@ -65,7 +64,7 @@ class _Rule:
     level
         Unit level the rule is checked at: a level name in the units, or ``"county"`` /
         ``"township"`` / ``"village"`` (matched as described in
-        :data:`coverage.standards.layers.ABSTRACT_LEVELS`); None = every level.
+        :data:`covplan.standards.layers.ABSTRACT_LEVELS`); None = every level.
     title, title_zh
         Short description, in English and in Chinese (the plan's own wording where it has one).
     source, quote
@@ -129,7 +128,7 @@ class _Rule:
         return self.evaluate_on(layers)
 
     def evaluate_on(self, layers: Layers) -> pd.DataFrame:
-        """Check the rule on prepared :class:`~coverage.standards.layers.Layers` (cached)."""
+        """Check the rule on prepared :class:`~covplan.standards.layers.Layers` (cached)."""
         rows: list[dict[str, Any]] = []
         for level in layers.resolve_level(self.level):
             for _, unit in layers.units_at(level).iterrows():
@@ -311,7 +310,7 @@ class DistanceRule(_CoverageRule):
     distance
         ``"road"`` (the access's shortest road length, default) or ``"straight_line"``
         (geodesic distance, measured here with
-        :class:`~coverage.standards.access.StraightLineAccess`).
+        :class:`~covplan.standards.access.StraightLineAccess`).
     required_share
         Share of residents that must be covered (default 1.0).
     """

@@ -4,7 +4,7 @@ The area reached within T minutes is the union of the reached edge geometry (who
 the reached part of partly reached edges) buffered by a few tens of metres, never a convex
 hull of nodes, so it does not cover unreachable land across a river or a valley. Areas are
 nested by construction (each larger area includes every smaller one). Coverage statistics are
-computed on population places with :mod:`coverage.routing`, never by intersecting these.
+computed on population places with :mod:`covplan.engine.routing`, never by intersecting these.
 """
 
 from __future__ import annotations
@@ -14,12 +14,11 @@ from collections.abc import Sequence
 import geopandas as gpd
 import numpy as np
 import shapely
+from covplan.engine.attach import Attachment
+from covplan.engine.network import RoadNetwork
+from covplan.engine.routing import _as_attachment, _check, _ends, _source_offsets, nearest
+from covplan.errors import CoverageError
 from shapely.ops import substring
-
-from coverage.attach import Attachment
-from coverage.errors import CoverageError
-from coverage.network import RoadNetwork
-from coverage.routing import _as_attachment, _check, _ends, _source_offsets, nearest
 
 __all__ = ["isochrones", "reached_lines"]
 
@@ -109,7 +108,7 @@ def isochrones(
     buffer_m
         Half-width of the band drawn around reached roads, metres.
     turnout_minutes
-        As in :func:`coverage.routing.nearest`.
+        As in :func:`covplan.engine.routing.nearest`.
 
     Returns
     -------

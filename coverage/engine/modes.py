@@ -18,8 +18,7 @@ from importlib import resources
 from typing import Any
 
 import numpy as np
-
-from coverage.errors import InputError, Problem
+from covplan.errors import InputError, Problem
 
 __all__ = [
     "KNOWN_HIGHWAY_CLASSES",
@@ -181,7 +180,7 @@ def tobler_factor(slope: np.ndarray | float) -> np.ndarray:
 
 def _shipped_tables() -> dict[str, dict[str, Any]]:
     tables = {}
-    base = resources.files("coverage") / "modes"
+    base = resources.files("covplan.engine") / "modes"
     for name in MODE_NAMES:
         tables[name] = tomllib.loads((base / f"{name}.toml").read_text(encoding="utf-8"))
     return tables

@@ -3,18 +3,19 @@
 Each loader reads one file (CSV or Excel with longitude/latitude columns, GeoJSON, GeoPackage,
 Shapefile, zipped Shapefile, or a GeoTIFF for population), checks it, and returns a
 GeoDataFrame in EPSG:4326 with the column names of ``docs/ARCHITECTURE.md``. Every problem
-found in a file is reported at once in one :class:`coverage.errors.InputError` (what, where:
+found in a file is reported at once in one :class:`covplan.errors.InputError` (what, where:
 file, row or feature number, column, and how to fix it); loaders never write files, so bad
 input changes nothing. Repairs that are safe (invalid polygons made valid, empty geometries
 dropped, areas replaced by a point on them) are kept and announced with an
-:class:`coverage.errors.InputWarning`.
+:class:`covplan.errors.InputWarning`.
 
 Coordinate systems: a vector file's own CRS is honoured; tables take ``crs`` (default WGS-84)
 and accept ``GCJ-02`` (Amap, Tencent), ``BD-09`` (Baidu) and ``CGCS2000`` (EPSG:4490), which are
-converted to WGS-84 with :func:`coverage.crs.to_wgs84`, or any EPSG code (projected x/y too).
+converted to WGS-84 with :func:`covplan.inputs.crs.to_wgs84`, or any EPSG code (projected x/y too).
 
 Untrusted files: every file is checked against a size limit before it is read (500 MiB by
-default, ``COVPLAN_MAX_INPUT_BYTES`` to change it; see :data:`coverage._io.MAX_INPUT_BYTES`); a
+default, ``COVPLAN_MAX_INPUT_BYTES`` to change it; see
+:data:`covplan.inputs._io.MAX_INPUT_BYTES`); a
 0-byte file, a CSV row with more fields than its header, and NaN or infinite numbers are
 refused with the row or feature named. Zip files are read in place, never extracted, after
 their member names (no absolute paths or ``..``) and unpacked size are checked.
@@ -31,11 +32,10 @@ import numpy as np
 import pandas as pd
 import rasterio
 import rasterio.transform
+from covplan.errors import CoverageError, InputError, InputWarning, Problem
+from covplan.facility_types import FACILITY_TYPES, facility_type_from_osm
+from covplan.inputs import _io
 from pyproj import CRS, Transformer
-
-from coverage import _io
-from coverage.errors import CoverageError, InputError, InputWarning, Problem
-from coverage.facility_types import FACILITY_TYPES, facility_type_from_osm
 
 __all__ = [
     "check_facilities_within",
@@ -78,7 +78,7 @@ def resolve_facility_type(
 ) -> str | None:
     """Return the facility type key a user's label means, or None if unknown.
 
-    Accepted: a key of :data:`~coverage.facility_types.FACILITY_TYPES`, its Chinese or English
+    Accepted: a key of :data:`~covplan.facility_types.FACILITY_TYPES`, its Chinese or English
     label (case-insensitive), or a key of ``type_map`` (whose values are keys or labels).
     """
     lookup = _type_lookup()

@@ -30,13 +30,12 @@ import networkx as nx
 import numpy as np
 import scipy.sparse as sp
 import shapely
+from covplan.engine.modes import Mode, get_mode, tobler_factor
+from covplan.errors import CoverageError
+from covplan.geo import haversine_m, metric_crs, utm_crs
 from pyproj import CRS, Transformer
 from scipy.sparse.csgraph import connected_components
 from shapely.geometry.base import BaseGeometry
-
-from coverage.errors import CoverageError
-from coverage.geo import haversine_m, metric_crs, utm_crs
-from coverage.modes import Mode, get_mode, tobler_factor
 
 __all__ = [
     "DEFAULT_CACHE_DIR",
@@ -688,7 +687,7 @@ def network_from_graph(
         ``MultiDiGraph`` with node attributes ``x``/``y`` (lon/lat) and edge attributes
         ``highway`` and optionally ``length``, ``geometry``, ``maxspeed``, ``osmid``.
     mode
-        Mode name or :class:`~coverage.modes.Mode`.
+        Mode name or :class:`~covplan.engine.modes.Mode`.
     study_area, buffer_m
         Clip to this lon/lat polygon grown by ``buffer_m`` metres.
     source
@@ -867,7 +866,7 @@ def build_network(
     source
         ``.osm.pbf``, ``.osm`` (also ``.osm.bz2``/``.osm.gz``) or ``.graphml`` file.
     mode
-        ``walk``, ``drive``, ``ambulance`` or a :class:`~coverage.modes.Mode` with overrides.
+        ``walk``, ``drive``, ``ambulance`` or a :class:`~covplan.engine.modes.Mode` with overrides.
     study_area
         Study-area polygon(s) in lon/lat (shapely geometry or GeoDataFrame); None keeps all.
     buffer_m
@@ -899,7 +898,7 @@ def build_network(
             f"road network file {path} does not exist; give the path of an .osm.pbf extract "
             "(e.g. data/osm/andorra-2013-05-23.osm.pbf) or a .graphml file"
         )
-    from coverage._io import check_size
+    from covplan.inputs._io import check_size
 
     if check_size(path, role="road network", kind="network") == 0:
         raise CoverageError(

@@ -16,20 +16,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-
-from coverage.batch import (
+from covplan.batch import (
     EXIT_BAD_INPUT,
     EXIT_CRASHED,
     EXIT_FAIL,
     EXIT_PASS,
     load_job_scenario,
 )
-from coverage.errors import CoverageError
-from coverage.progress import Steps
+from covplan.errors import CoverageError
+from covplan.progress import Steps
 
 if TYPE_CHECKING:
-    from coverage.results import RunResult
-    from coverage.scenario import Scenario
+    from covplan.results import RunResult
+    from covplan.scenario import Scenario
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_CRASHED", "EXIT_FAIL", "EXIT_PASS", "main"]
 
@@ -37,7 +36,7 @@ __all__ = ["EXIT_BAD_INPUT", "EXIT_CRASHED", "EXIT_FAIL", "EXIT_PASS", "main"]
 class _Group(click.Group):
     """A click group that turns errors into a message and an exit code, never a traceback.
 
-    The package's errors (:class:`~coverage.errors.CoverageError`) and unreadable or
+    The package's errors (:class:`~covplan.errors.CoverageError`) and unreadable or
     unwritable files (``OSError``) exit with code 2; anything else is a bug and exits with
     code 3 (the traceback is shown with ``-v``). Warnings are shown as one line each, or not
     at all with ``-q``.
@@ -134,7 +133,7 @@ def validate(
     modes: tuple[str, ...],
 ) -> None:
     """Check a scenario, its standards and its inputs; write nothing."""
-    from coverage.pipeline import check_rules_have_facilities, load_inputs, rules_for_scenario
+    from covplan.pipeline import check_rules_have_facilities, load_inputs, rules_for_scenario
 
     loaded = _load(scenario, assignments, lang, modes)
     rules = rules_for_scenario(loaded)
@@ -170,7 +169,7 @@ def audit(
     With several scenarios each writes into OUT/<scenario file name>; one broken scenario is
     reported and does not stop the others; the exit code is the worst of all.
     """
-    from coverage.batch import expand_scenarios, run_many
+    from covplan.batch import expand_scenarios, run_many
 
     paths = expand_scenarios(scenarios)
     steps = _steps(ctx)
@@ -206,7 +205,7 @@ def _run_one(
     new_sites: int,
     steps: Steps,
 ) -> tuple[RunResult, Path]:
-    from coverage.batch import run_and_write
+    from covplan.batch import run_and_write
 
     return run_and_write(_load(path, assignments, lang, modes), out, steps=steps,
                          new_sites=new_sites)
@@ -238,8 +237,8 @@ def isochrones(
     assignments: tuple[str, ...], lang: str | None, modes: tuple[str, ...],
 ) -> None:
     """Write the 15/30-minute areas of every facility as isochrones.gpkg and .geojson."""
-    from coverage.outputs.atomic import atomic_path
-    from coverage.pipeline import isochrones_for_scenario
+    from covplan.outputs.atomic import atomic_path
+    from covplan.pipeline import isochrones_for_scenario
 
     loaded = _load(scenario, assignments, lang, modes)
     steps = _steps(ctx)
@@ -277,14 +276,14 @@ def site(
     The first travel-time standard of the scenario (or --rule) sets the facility types, the
     travel mode and the minutes; existing facilities of those types stay open.
     """
-    from coverage.outputs.atomic import atomic_path
-    from coverage.pipeline import RoadAccess, load_inputs, rules_for_scenario
-    from coverage.siting.session import SitingSession
+    from covplan.outputs.atomic import atomic_path
+    from covplan.pipeline import load_inputs, road_access, rules_for_scenario
+    from covplan.siting.session import SitingSession
 
     loaded = _load(scenario, assignments, lang, modes)
     steps = _steps(ctx)
     rules = rules_for_scenario(loaded)
-    access = RoadAccess(loaded, load_inputs(loaded, steps=steps), steps=steps)
+    access = road_access(loaded, load_inputs(loaded, steps=steps), steps=steps)
     session = SitingSession.from_access(
         access, rules, rule_id=rule_id, spacing_m=spacing, steps=steps
     )
@@ -311,8 +310,8 @@ def map_(
     lang: str | None, modes: tuple[str, ...],
 ) -> None:
     """Write the Folium map (map.html) only."""
-    from coverage.outputs import write_outputs
-    from coverage.pipeline import run_scenario
+    from covplan.outputs import write_outputs
+    from covplan.pipeline import run_scenario
 
     loaded = _load(scenario, assignments, lang, modes)
     steps = _steps(ctx)
@@ -330,7 +329,7 @@ def map_(
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def presets(as_json: bool) -> None:
     """List the standards presets with their sources."""
-    from coverage.standards.presets import list_presets, preset_info, preset_tables
+    from covplan.standards.presets import list_presets, preset_info, preset_tables
 
     rows = []
     for name in list_presets():
@@ -388,9 +387,8 @@ def fetch(
     buffer_m: float, lang: str, timeout: float,
 ) -> None:
     """Download and cut open data for DISTRICT (NBS code or Chinese name); write a scenario."""
+    from covplan.china.fetch import fetch_district
     from tqdm import tqdm
-
-    from coverage.china.fetch import fetch_district
 
     steps = _steps(ctx)
     bar: dict[str, tqdm] = {}

@@ -1,6 +1,6 @@
 """Check standards against a region: one row per unit and rule, a summary, the uncovered places.
 
-``run_audit`` evaluates each rule (:mod:`coverage.standards.rules`) on the same cached layers,
+``run_audit`` evaluates each rule (:mod:`covplan.standards.rules`) on the same cached layers,
 so travel values are measured once per (facility types, mode, metric). Every number in the
 result can be traced: unit rows carry the population and covered population they were computed
 from, and the place tables carry each place's population, nearest facility and minutes (or km).
@@ -14,11 +14,10 @@ from dataclasses import dataclass
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-
-from coverage.errors import CoverageError
-from coverage.standards.access import Access
-from coverage.standards.layers import Layers
-from coverage.standards.rules import (
+from covplan.errors import CoverageError
+from covplan.standards.access import Access
+from covplan.standards.layers import Layers
+from covplan.standards.rules import (
     PLACE_COLUMNS,
     RESULT_COLUMNS,
     PopulationBandRule,
@@ -45,7 +44,7 @@ class AuditResult:
     Attributes
     ----------
     units
-        One row per rule and unit: :data:`coverage.standards.rules.RESULT_COLUMNS` plus
+        One row per rule and unit: :data:`covplan.standards.rules.RESULT_COLUMNS` plus
         ``title``.
     summary
         One row per rule across the region (:data:`SUMMARY_COLUMNS`). For travel rules the
@@ -54,7 +53,7 @@ class AuditResult:
         missing); for ratios the ratio over all checked units.
     places
         Uncovered population places of every travel rule, worst first within a rule:
-        :data:`coverage.standards.rules.PLACE_COLUMNS` with the place geometry.
+        :data:`covplan.standards.rules.PLACE_COLUMNS` with the place geometry.
     place_values
         Every place of every travel rule (covered or not), same columns.
     unit_geometry
@@ -101,14 +100,14 @@ def run_audit(
     Parameters
     ----------
     rules
-        Rules from :func:`coverage.standards.parse_standards` or
-        :func:`coverage.standards.load_preset`.
+        Rules from :func:`covplan.standards.parse_standards` or
+        :func:`covplan.standards.load_preset`.
     facilities, units, places
         The canonical layers (docs/ARCHITECTURE.md). ``places`` need ``urban_rural`` for rules
-        with urban/rural thresholds (see :func:`coverage.urban_rural.classify_places`).
+        with urban/rural thresholds (see :func:`covplan.inputs.urban_rural.classify_places`).
     access
         Nearest-facility values (road engine or
-        :class:`~coverage.standards.access.StraightLineAccess`); None is allowed when no rule
+        :class:`~covplan.standards.access.StraightLineAccess`); None is allowed when no rule
         measures travel.
     levels
         Map from rule level names (``"county"``, ``"township"``, ``"village"``) to the level

@@ -6,7 +6,8 @@ in order (the first that gives a class wins; ``ur_source`` records it):
 1. ``"column"``: a column of the places the user names (``urban``/``rural``, or 城镇/乡村,
    城区/农村, 城/乡);
 2. ``"nbs"``: the NBS urban-rural class code (统计用区划代码和城乡划分代码) of the place's
-   12-digit village code, joined to ``data/china/admin_units_nbs2016.csv``: 1xx urban
+   12-digit village code, joined to the shipped NBS table
+   ``covplan/china/tables/admin_units_nbs2016.csv``: 1xx urban
    (111 主城区, 112 城乡结合区, 121 镇中心区, 122 镇乡结合区, 123 特殊区域), 2xx rural
    (210 乡中心区, 220 村庄);
 3. ``"density"``: residents per km² at or above a threshold is urban, below is rural;
@@ -15,18 +16,18 @@ in order (the first that gives a class wins; ``ur_source`` records it):
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-
-from coverage.errors import CoverageError, InputError, Problem
+from covplan.errors import CoverageError, InputError, Problem
 
 __all__ = ["NBS_TABLE", "classify_places", "load_nbs_codes", "urban_rural_from_code"]
 
 #: The shipped NBS 2016 table of the nine plan counties (village rows carry ``ur_code``).
-NBS_TABLE = Path(__file__).resolve().parents[1] / "data" / "china" / "admin_units_nbs2016.csv"
+NBS_TABLE = Path(str(resources.files("covplan.china") / "tables" / "admin_units_nbs2016.csv"))
 
 _WORDS = {
     "urban": "urban", "rural": "rural", "城镇": "urban", "乡村": "rural", "城区": "urban",

@@ -1,10 +1,10 @@
-"""Private reading helpers of :mod:`coverage.loaders`: format sniffing, encodings, CRS, checks.
+"""Private reading helpers of :mod:`covplan.inputs.loaders`: formats, encodings, CRS, checks.
 
 Every reader returns a layer in EPSG:4326 with a private ``_row`` column that holds where each
 record sits in the user's file (the spreadsheet row for CSV/Excel, header = row 1; the feature
 number counted from 1 for vector files), so that later checks can name the offending rows even
 after rows were dropped. Problems are collected and raised together as one
-:class:`coverage.errors.InputError`; nothing here writes a file.
+:class:`covplan.errors.InputError`; nothing here writes a file.
 
 Limits on untrusted files (uploads, files from many sources):
 
@@ -35,11 +35,10 @@ import numpy as np
 import pandas as pd
 import pyogrio
 import shapely
+from covplan.errors import CoverageError, InputError, InputWarning, Problem
+from covplan.inputs.crs import canonical_crs, to_wgs84
 from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError
-
-from coverage.crs import canonical_crs, to_wgs84
-from coverage.errors import CoverageError, InputError, InputWarning, Problem
 
 #: File suffixes read as tables of longitude/latitude columns.
 TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".xlsx", ".xlsm")

@@ -15,10 +15,9 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+from covplan.engine.network import RoadNetwork
+from covplan.errors import CoverageError, InputError, Problem
 from shapely.strtree import STRtree
-
-from coverage.errors import CoverageError, InputError, Problem
-from coverage.network import RoadNetwork
 
 __all__ = ["Attachment", "attach", "attach_nodes", "segment_tree"]
 
@@ -32,7 +31,7 @@ class Attachment:
     ids
         The index labels of the attached layer (or node positions for :func:`attach_nodes`).
     segment
-        Segment index (see :class:`~coverage.network.RoadNetwork`), -1 when unreachable.
+        Segment index (see :class:`~covplan.engine.network.RoadNetwork`), -1 when unreachable.
     fraction
         Position along the segment in the way's direction, 0 at ``seg_start``, 1 at ``seg_end``.
     snap_m

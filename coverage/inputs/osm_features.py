@@ -12,7 +12,7 @@ because an extract cut at a bounding box leaves boundary relations incomplete (t
 then drops them). The assembly is *clip-safe*: member ways and nodes missing from the file are
 skipped, the remaining ways are merged into chains, and chains that do not close are joined to
 the nearest open chain end with a straight segment. Every gap closed this way is reported with
-an :class:`~coverage.errors.InputWarning` naming the relation and the gap length.
+an :class:`~covplan.errors.InputWarning` naming the relation and the gap length.
 """
 
 from __future__ import annotations
@@ -27,13 +27,12 @@ import geopandas as gpd
 import osmium
 import pandas as pd
 import shapely
+from covplan.errors import CoverageError, InputWarning
+from covplan.facility_types import facility_type_from_osm
+from covplan.geo import haversine_m
 from shapely.geometry import LineString, MultiPolygon, Point, Polygon
 from shapely.geometry.base import BaseGeometry
 from shapely.ops import linemerge, unary_union
-
-from coverage.errors import CoverageError, InputWarning
-from coverage.facility_types import facility_type_from_osm
-from coverage.geo import haversine_m
 
 __all__ = [
     "RESIDENTIAL_HIGHWAYS",
@@ -331,7 +330,7 @@ def read_health_facilities(
     """Read health facilities (nodes, ways and multipolygon relations) as points.
 
     An OSM object is a health facility when
-    :func:`coverage.facility_types.facility_type_from_osm` gives it a type (hospitals, clinics,
+    :func:`covplan.facility_types.facility_type_from_osm` gives it a type (hospitals, clinics,
     doctors, pharmacies, ambulance stations, other ``healthcare=*``). Ways and relations are
     placed at the centroid of their area (of their line when the way is not closed).
 

@@ -6,7 +6,7 @@ a session uploads is written there and nowhere else:
 - file names are reduced to a safe base name (no folders, no ``..``, no drive letters, no
   control characters), and every target path is checked to lie inside the folder;
 - each file is checked against a size limit while it is written (by default the loaders' limit
-  of :func:`coverage._io.size_limit`), and is written to a temporary name first and renamed,
+  of :func:`covplan.inputs._io.size_limit`), and is written to a temporary name first and renamed,
   so a refused or interrupted upload leaves nothing behind;
 - zip files are unpacked only by :meth:`UploadStore.extract_zip`, which refuses members that
   would land outside the folder (zip-slip: absolute names, ``..``, symbolic links), more than
@@ -16,7 +16,7 @@ a session uploads is written there and nowhere else:
 - :meth:`UploadStore.cleanup` removes the folder; a :func:`weakref.finalize` does the same when
   the store is garbage-collected (the session ended) or the interpreter exits.
 
-Every refusal is a :class:`coverage.errors.CoverageError` saying what, where and how to fix.
+Every refusal is a :class:`covplan.errors.CoverageError` saying what, where and how to fix.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from coverage import _io
-from coverage.errors import CoverageError
+from covplan.errors import CoverageError
+from covplan.inputs import _io
 
 __all__ = ["UploadStore", "safe_name"]
 
@@ -86,7 +86,7 @@ class UploadStore:
     root
         Parent folder (default: the system temporary folder).
     max_file_bytes
-        Size limit of one saved file; None uses :func:`coverage._io.size_limit` of the
+        Size limit of one saved file; None uses :func:`covplan.inputs._io.size_limit` of the
         ``kind`` given to :meth:`save` (500 MiB for inputs, 2 GiB for road networks, each
         overridable by environment variable).
     max_unzipped_bytes

@@ -1,6 +1,6 @@
 """Travel times on arrays: multi-source Dijkstra with scipy.sparse.csgraph.
 
-Sources (facilities) and targets (population places) are :class:`~coverage.attach.Attachment`
+Sources (facilities) and targets (population places) are :class:`~covplan.engine.attach.Attachment`
 positions on road segments, or node indices. Each source becomes a virtual node appended to
 the network's CSR matrix, joined to the two ends of its segment with the partial-edge cost plus
 its straight-line leg (and, in ambulance mode, the turnout delay), so one Dijkstra call from
@@ -17,11 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+from covplan.engine.attach import Attachment, attach_nodes
+from covplan.engine.network import RoadNetwork
+from covplan.errors import CoverageError
 from scipy.sparse.csgraph import dijkstra
-
-from coverage.attach import Attachment, attach_nodes
-from coverage.errors import CoverageError
-from coverage.network import RoadNetwork
 
 __all__ = ["NearestResult", "nearest", "reach_matrix", "reach_sets"]
 
@@ -180,7 +179,7 @@ def nearest(
     network
         The road network.
     sources
-        Facilities: an :class:`~coverage.attach.Attachment` or node indices.
+        Facilities: an :class:`~covplan.engine.attach.Attachment` or node indices.
     targets
         Places: an Attachment or node indices; None gives node values only.
     metric

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
-
-from coverage.errors import CoverageError
+from covplan.errors import CoverageError
 
 _A = 6378245.0
 _EE = 0.00669342162296594323

@@ -1,0 +1,126 @@
+"""The layer rules of docs/ARCHITECTURE.md, checked on the package's import graph (an AST walk).
+
+Every import counts, also those inside functions, except imports made only for type checking.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "coverage"
+NAME = "covplan"
+
+
+def _module_name(path: Path) -> str:
+    parts = (NAME, *path.relative_to(PACKAGE).with_suffix("").parts)
+    return ".".join(parts).removesuffix(".__init__")
+
+
+def _type_checking_blocks(tree: ast.AST) -> set[int]:
+    lines: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            for inner in node.body:
+                lines.update(range(inner.lineno, (inner.end_lineno or inner.lineno) + 1))
+    return lines
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the package modules it imports (``from a import b`` names ``a.b`` if a module)."""
+    files = sorted(PACKAGE.rglob("*.py"))
+    modules = {_module_name(f) for f in files}
+    graph: dict[str, set[str]] = {}
+    for file in files:
+        tree = ast.parse(file.read_text("utf-8"))
+        skip = _type_checking_blocks(tree)
+        found: set[str] = set()
+        for node in ast.walk(tree):
+            if getattr(node, "lineno", None) in skip:
+                continue
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                if node.module.split(".")[0] != NAME:
+                    continue
+                for alias in node.names:
+                    child = f"{node.module}.{alias.name}"
+                    found.add(child if child in modules else node.module)
+            elif isinstance(node, ast.Import):
+                found.update(a.name for a in node.names if a.name.split(".")[0] == NAME)
+        graph[_module_name(file)] = found - {_module_name(file)}
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def _in(module: str, layer: str) -> bool:
+    return module == layer or module.startswith(layer + ".")
+
+
+def test_the_walk_sees_known_edges() -> None:
+    graph = import_graph()
+    assert "covplan.engine.routing" in graph["covplan.engine.access"]
+    assert "covplan.standards.presets" in graph["covplan.standards.parse"]
+    assert len(graph) > 50
+
+
+def test_no_import_cycle() -> None:
+    assert _cycles(import_graph()) == []
+
+
+def test_a_cycle_is_found() -> None:
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+@pytest.mark.parametrize(
+    ("layer", "forbidden"),
+    [
+        ("covplan.inputs", ["covplan.engine", "covplan.standards", "covplan.siting",
+                            "covplan.outputs", "covplan.pipeline", "covplan.cli", "covplan.app"]),
+        ("covplan.engine", ["covplan.standards", "covplan.siting", "covplan.outputs",
+                            "covplan.scenario", "covplan.pipeline", "covplan.cli", "covplan.app"]),
+        ("covplan.standards", ["covplan.engine", "covplan.siting", "covplan.outputs",
+                               "covplan.pipeline", "covplan.cli", "covplan.app"]),
+        ("covplan.outputs", ["covplan.pipeline", "covplan.cli", "covplan.app", "covplan.batch"]),
+    ],
+)
+def test_layer_rules(layer: str, forbidden: list[str]) -> None:
+    broken = sorted(
+        f"{module} imports {target}"
+        for module, targets in import_graph().items() if _in(module, layer)
+        for target in targets if any(_in(target, f) for f in forbidden)
+    )
+    assert broken == []
