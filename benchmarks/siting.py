@@ -151,7 +151,7 @@ def scenario_whatif() -> float:
     from covplan.pipeline import load_inputs, road_access, rules_for_scenario, run_scenario
     from covplan.scenario import load_scenario
     from covplan.siting.session import SitingSession
-    from covplan.whatif import NewFacility, what_if
+    from covplan.whatif import FacilityChange, NewFacility, what_if
 
     print("\n== SCENARIO: data/scenarios/andorra.toml, DRIVE-15 (15 min drive to a hospital)")
     scenario = load_scenario(REPO / "data" / "scenarios" / "andorra.toml")
@@ -171,8 +171,9 @@ def scenario_whatif() -> float:
     print(f"what-if add one clicked site (attach + bounded Dijkstra + delta), DRIVE-15: "
           f"median {click_ms:.2f} ms ({RUNS} runs)")
     full_ms = median_ms(
-        lambda p: what_if(access, rules, baseline=base.unit_results,
-                          add=[NewFacility(p[0], p[1], type="hospital")]),
+        lambda p: what_if(access, rules,
+                          FacilityChange(add=(NewFacility(p[0], p[1], type="hospital"),)),
+                          base_audit=base.unit_results),
         points[:7],
     )
     print(f"what-if add one site, every standard re-audited ({len(rules)} standards): "

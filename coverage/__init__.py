@@ -7,7 +7,10 @@ The small public API: read a scenario, run it, write its outputs.
 >>> result = run_scenario(scenario)
 >>> write_outputs(result, "out/andorra")
 
-Everything a user may catch derives from :class:`CoverageError`.
+Or piece by piece, with layers in memory: :func:`build_network` (a file or an osmnx graph),
+:func:`travel_times`, :func:`audit`, :func:`what_if`, :func:`propose`; results are
+GeoDataFrames in EPSG:4326. Everything a user may catch derives from :class:`CoverageError`;
+:class:`InputError` is also a ``ValueError``.
 """
 
 from __future__ import annotations
@@ -39,29 +42,29 @@ try:
 except PackageNotFoundError:  # running from a source tree without an install
     __version__ = "0.0.0"
 
+#: The public functions, imported on first use so that ``import covplan`` stays light.
+_API = (
+    "load_scenario", "run_scenario", "write_outputs", "build_network", "travel_times", "audit",
+    "what_if", "propose",
+)
 __all__ = [
     "CoverageError",
     "InputError",
     "InputWarning",
     "Problem",
-    "load_scenario",
-    "run_scenario",
-    "write_outputs",
+    "RoadNetwork",
+    *_API,
     "__version__",
 ]
 
 
-def __getattr__(name: str) -> object:  # lazy: `import covplan` stays light for --help
-    if name == "load_scenario":
-        from covplan.scenario import load_scenario
+def __getattr__(name: str) -> object:
+    if name in _API:
+        from covplan import api
 
-        return load_scenario
-    if name == "run_scenario":
-        from covplan.pipeline import run_scenario
+        return getattr(api, name)
+    if name == "RoadNetwork":
+        from covplan.engine.network import RoadNetwork
 
-        return run_scenario
-    if name == "write_outputs":
-        from covplan.outputs import write_outputs
-
-        return write_outputs
+        return RoadNetwork
     raise AttributeError(f"module 'covplan' has no attribute {name!r}")

@@ -1,16 +1,27 @@
 """Audits of many scenarios at once: local processes, or a dask.distributed cluster.
 
 Each scenario is one job that reads its inputs, runs, and writes its own output folder. A job
-whose input is broken reports the problem (exit code 2) and does not stop the others; a job
-whose process or Dask worker dies is retried (Dask) or reported (exit code 3).
+whose input is broken reports the problem and does not stop the others. Locally every job runs
+in a process of its own: a process that dies (killed, out of memory) loses only its own
+scenario, which is run once more in a fresh process; on a Dask cluster the scheduler retries a
+job whose worker died. Ctrl-C stops the batch and raises :class:`BatchInterrupted`, which says
+which scenarios finished.
+
+This module reports what happened to each scenario (:class:`Outcome` and its ``status``); the
+command line turns that into an exit code (:mod:`covplan.cli.exit_codes`).
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import signal
+import threading
 import traceback
-from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,13 +30,18 @@ from covplan.progress import Steps
 from covplan.scenario import Scenario
 
 if TYPE_CHECKING:
+    from multiprocessing.process import BaseProcess
+
     from covplan.results import RunResult
 
 __all__ = [
-    "EXIT_BAD_INPUT",
-    "EXIT_CRASHED",
-    "EXIT_FAIL",
-    "EXIT_PASS",
+    "BAD_INPUT",
+    "CRASHED",
+    "FAILED",
+    "LOST",
+    "PASSED",
+    "STATUSES",
+    "BatchInterrupted",
     "Outcome",
     "audit_job",
     "expand_scenarios",
@@ -33,10 +49,14 @@ __all__ = [
     "run_and_write",
     "run_many",
     "select_modes",
+    "summary_line",
 ]
 
-#: Exit codes: every standard met, some standard not met, bad input, unexpected failure.
-EXIT_PASS, EXIT_FAIL, EXIT_BAD_INPUT, EXIT_CRASHED = 0, 1, 2, 3
+#: Statuses of a scenario's job: every standard met; some standard not met; the input is
+#: broken; an unexpected error (a bug); the job's process or worker died (also on the retry).
+PASSED, FAILED, BAD_INPUT, CRASHED, LOST = "passed", "failed", "bad_input", "crashed", "lost"
+STATUSES: tuple[str, ...] = (PASSED, FAILED, BAD_INPUT, CRASHED, LOST)
+_FAILED_TO_RUN = {BAD_INPUT: "bad input", CRASHED: "unexpected error", LOST: "job lost"}
 
 
 @dataclass(frozen=True)
@@ -47,30 +67,105 @@ class Outcome:
     ----------
     scenario
         The scenario file.
-    exit_code
-        0 all standards met, 1 some failed, 2 bad input, 3 unexpected failure.
+    status
+        One of :data:`STATUSES`: ``"passed"`` (every standard met), ``"failed"`` (some not
+        met), ``"bad_input"``, ``"crashed"`` (unexpected error) or ``"lost"`` (its process
+        died, also when run again).
     out_dir
         Where the outputs went (None when nothing was written).
     summary
         Per-rule rows of ``RunResult.summary`` as dictionaries (rule_id, region_status, ...).
     error
         The message when the job did not finish.
+    attempts
+        Processes the job ran in: 2 when its first process died and it was run again.
+    retry_reason
+        Why the first process gave no result (e.g. ``"its process was killed by SIGKILL"``);
+        empty when the job was not retried.
     """
 
     scenario: str
-    exit_code: int
+    status: str
     out_dir: str | None = None
     summary: list[dict] = field(default_factory=list)
     error: str = ""
+    attempts: int = 1
+    retry_reason: str = ""
+
+    @property
+    def ran(self) -> bool:
+        """True when the run finished and its outputs were written (standards met or not)."""
+        return self.status in (PASSED, FAILED)
+
+    @property
+    def retried(self) -> bool:
+        """True when the job was run again after its first process died."""
+        return self.attempts > 1
 
     def line(self) -> str:
         """One line for the terminal."""
         name = Path(self.scenario).stem
-        if self.error:
-            first = self.error.strip().splitlines()[0]
-            return f"{name}: FAILED TO RUN (exit {self.exit_code}) - {first}"
-        status = "all standards met" if self.exit_code == EXIT_PASS else "some standards not met"
-        return f"{name}: {status} -> {self.out_dir}"
+        retry = f" (retried once: {self.retry_reason})" if self.retried else ""
+        if not self.ran:
+            first = (self.error.strip().splitlines() or [""])[0]
+            label = _FAILED_TO_RUN.get(self.status, self.status)
+            return f"{name}: FAILED TO RUN ({label}){retry} - {first}"
+        status = "all standards met" if self.status == PASSED else "some standards not met"
+        return f"{name}: {status} -> {self.out_dir}{retry}"
+
+
+def summary_line(outcomes: Sequence[Outcome]) -> str:
+    """Return the closing line of a batch: how many ran, which failed to run, which were retried.
+
+    Examples
+    --------
+    >>> summary_line([Outcome("a.toml", "failed", "out/a"),
+    ...               Outcome("b.toml", "passed", "out/b", attempts=2, retry_reason="killed")])
+    '2 of 2 scenarios ran; retried once: b.toml (killed; then passed)'
+    """
+    bad = [o for o in outcomes if not o.ran]
+    text = f"{len(outcomes) - len(bad)} of {len(outcomes)} scenarios ran"
+    if bad:
+        text += f"; failed to run: {', '.join(Path(o.scenario).name for o in bad)}"
+    retried = [o for o in outcomes if o.retried]
+    if retried:
+        text += "; retried once: " + ", ".join(
+            f"{Path(o.scenario).name} ({o.retry_reason}; then {o.status})" for o in retried
+        )
+    return text
+
+
+class BatchInterrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) stopped a batch; says which scenarios finished and which did not.
+
+    Parameters
+    ----------
+    finished
+        Outcomes of the jobs that ended before the interrupt, in the order of the scenarios.
+    stopped
+        Scenarios whose job was running and was stopped (nothing written for them).
+    not_started
+        Scenarios whose job had not started.
+    """
+
+    def __init__(
+        self, finished: Sequence[Outcome], stopped: Sequence[str], not_started: Sequence[str]
+    ) -> None:
+        super().__init__("interrupted")
+        self.finished = list(finished)
+        self.stopped = list(stopped)
+        self.not_started = list(not_started)
+
+    def describe(self) -> str:
+        """Return a message naming what finished, what was stopped and what never started."""
+        total = len(self.finished) + len(self.stopped) + len(self.not_started)
+        lines = [f"Interrupted (Ctrl-C): {len(self.finished)} of {total} scenario(s) finished "
+                 "before the interrupt" + (":" if self.finished else ".")]
+        lines += [f"  finished: {o.line()}" for o in self.finished]
+        lines += [f"  stopped: {Path(s).name}" for s in self.stopped]
+        lines += [f"  not started: {Path(s).name}" for s in self.not_started]
+        lines.append("Run the stopped and unstarted scenarios again to get their outputs.")
+        return "\n".join(lines)
 
 
 def expand_scenarios(items: Sequence[str | Path]) -> list[Path]:
@@ -272,9 +367,10 @@ def audit_job(
     Returns
     -------
     Outcome
-        Exit code 0 or 1 with the summary when the run finished; 2 with the message for bad
-        input; 3 with the traceback for anything unexpected. Nothing is written unless the
-        run finished (outputs are written all or nothing).
+        Status ``"passed"`` or ``"failed"`` with the summary when the run finished;
+        ``"bad_input"`` with the message for bad input; ``"crashed"`` with the traceback for
+        anything unexpected. Nothing is written unless the run finished (outputs are written
+        all or nothing). Ctrl-C (``KeyboardInterrupt``) is not caught.
     """
     steps = Steps(verbosity=verbosity)
     try:
@@ -283,14 +379,14 @@ def audit_job(
         )
         result, folder = run_and_write(scenario, out_dir, steps=steps, new_sites=new_sites)
     except CoverageError as exc:
-        return Outcome(str(scenario_path), EXIT_BAD_INPUT, error=str(exc))
+        return Outcome(str(scenario_path), BAD_INPUT, error=str(exc))
     except OSError as exc:
-        return Outcome(str(scenario_path), EXIT_BAD_INPUT, error=f"{type(exc).__name__}: {exc}")
+        return Outcome(str(scenario_path), BAD_INPUT, error=f"{type(exc).__name__}: {exc}")
     except Exception:  # noqa: BLE001 - one broken region must not stop the others
-        return Outcome(str(scenario_path), EXIT_CRASHED, error=traceback.format_exc())
+        return Outcome(str(scenario_path), CRASHED, error=traceback.format_exc())
     return Outcome(
         str(scenario_path),
-        EXIT_PASS if result.all_pass else EXIT_FAIL,
+        PASSED if result.all_pass else FAILED,
         out_dir=str(folder),
         summary=result.summary.to_dict(orient="records"),
     )
@@ -319,12 +415,16 @@ def run_many(
     out_root
         Parent folder of the per-scenario output folders.
     jobs
-        Local worker processes (1 runs in this process, in order).
+        Local worker processes (1 runs in this process, in order). With more, every job runs
+        in a process of its own, at most ``jobs`` at once: a process that dies without a
+        result (killed, out of memory) loses only its own scenario, which is run once more in
+        a fresh process (``Outcome.attempts == 2``, ``Outcome.retry_reason`` says why); when
+        that one dies too the scenario is reported with status ``"lost"``.
     scheduler
         A dask.distributed scheduler address (``tcp://host:8786``) or a ``Client``. When given,
         the jobs run on that cluster. A job whose worker dies is run again on another worker
         by the scheduler (up to its ``distributed.scheduler.allowed-failures``, 3 by
-        default); a job that still cannot finish is reported with exit code 3.
+        default); a job that still cannot finish is reported with status ``"lost"``.
     assignments
         ``key.path=value`` overrides applied to every scenario.
     new_sites
@@ -347,6 +447,12 @@ def run_many(
     -------
     list of Outcome
         In the order of ``paths``; one per scenario whatever happened to it.
+
+    Raises
+    ------
+    BatchInterrupted
+        On Ctrl-C (``KeyboardInterrupt``): the running jobs are stopped (local processes
+        terminated, Dask futures cancelled) and the exception names what finished.
     """
     steps = steps or Steps(verbosity=0)
     args = [
@@ -357,26 +463,199 @@ def run_many(
     if scheduler is not None:
         return _run_dask(job, args, scheduler, retries, steps)
     if jobs <= 1 or len(args) <= 1:
-        outcomes = []
-        for i, a in enumerate(args, start=1):
-            if steps.verbosity:
-                print(f"== Scenario {i}/{len(args)}: {a[0]}", file=steps.stream, flush=True)
-            outcomes.append(job(*a[:-1], steps.verbosity))
+        outcomes: list[Outcome] = []
+        try:
+            for i, a in enumerate(args, start=1):
+                if steps.verbosity:
+                    print(f"== Scenario {i}/{len(args)}: {a[0]}", file=steps.stream, flush=True)
+                outcomes.append(job(*a[:-1], steps.verbosity))
+        except KeyboardInterrupt:
+            n = len(outcomes)
+            raise BatchInterrupted(outcomes, [args[n][0]], [a[0] for a in args[n + 1:]]) \
+                from None
         return outcomes
-    with ProcessPoolExecutor(max_workers=min(jobs, len(args))) as pool:
-        futures = {pool.submit(job, *a): i for i, a in enumerate(args)}
-        outcomes: list[Outcome | None] = [None] * len(args)
-        for fut in steps.bar(as_completed(futures), "Scenarios", total=len(futures)):
-            i = futures[fut]
+    return _LocalPool(job, args, jobs).run(steps)
+
+
+def _child(conn: Connection, job: Callable[..., Outcome], args: tuple) -> None:
+    """Body of a job's process: run it and send its Outcome back (Ctrl-C is the parent's)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):  # forked while the parent held Ctrl-C back
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    try:
+        outcome = job(*args)
+    except Exception:  # noqa: BLE001 - a job function that raised: report, do not retry
+        outcome = Outcome(str(args[0]), CRASHED, error=traceback.format_exc())
+    conn.send(outcome)
+    conn.close()
+
+
+@contextmanager
+def _ctrl_c_held() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) back while the pool's books change; it arrives right after.
+
+    So an interrupt never falls between starting a process and recording it, or between
+    receiving a job's outcome and keeping it.
+    """
+    if threading.current_thread() is not threading.main_thread() or not hasattr(
+        signal, "pthread_sigmask"
+    ):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _death(process: BaseProcess) -> str:
+    code = process.exitcode
+    if code is not None and code < 0:
+        try:
+            return f"its process was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"its process was killed by signal {-code}"
+    return f"its process exited with code {code} without a result"
+
+
+class _LocalPool:
+    """Every job in a process of its own, ``jobs`` at once; a dead process is retried once."""
+
+    def __init__(self, job: Callable[..., Outcome], args: list[tuple], jobs: int) -> None:
+        self.job = job
+        self.args = args
+        self.jobs = max(1, min(jobs, len(args)))
+        self.context = multiprocessing.get_context()
+        self.outcomes: list[Outcome | None] = [None] * len(args)
+        self.attempts = [0] * len(args)
+        self.reasons = [""] * len(args)
+        self.queue: deque[int] = deque(range(len(args)))
+        self.running: dict[int, tuple[BaseProcess, Connection]] = {}
+
+    def run(self, steps: Steps) -> list[Outcome]:
+        try:
+            for _ in steps.bar(self._completions(), "Scenarios", total=len(self.args)):
+                pass
+        except KeyboardInterrupt:
+            self._collect_sent()
+            stopped = sorted(self.running)
+            self._stop_all()  # terminate the running jobs' processes (SIGTERM, then SIGKILL)
+            raise BatchInterrupted(
+                [o for o in self.outcomes if o is not None],
+                [self.args[i][0] for i in stopped],
+                [self.args[i][0] for i in sorted(self.queue)],
+            ) from None
+        finally:
+            self._stop_all()
+        return [o for o in self.outcomes if o is not None]
+
+    def _start(self, i: int) -> None:
+        reader, writer = self.context.Pipe(duplex=False)
+        process = self.context.Process(
+            target=_child, args=(writer, self.job, self.args[i]),
+            name=f"covplan-audit-{Path(self.args[i][0]).stem}", daemon=True,
+        )
+        process.start()
+        writer.close()  # the child holds the other end: its death ends the pipe
+        self.attempts[i] += 1
+        self.running[i] = (process, reader)
+
+    def _completions(self) -> Iterator[int]:
+        while self.queue or self.running:
+            with _ctrl_c_held():
+                while self.queue and len(self.running) < self.jobs:
+                    self._start(self.queue.popleft())
+            waitables: list[Any] = []
+            for process, reader in self.running.values():
+                waitables += [reader, process.sentinel]
+            wait(waitables)
+            with _ctrl_c_held():
+                ended = self._collect()
+            yield from ended
+
+    def _collect(self) -> list[int]:
+        """Take the outcomes of the jobs that ended; queue a dead one again (once)."""
+        ended: list[int] = []
+        for i, (process, reader) in list(self.running.items()):
+            outcome = None
+            if reader.poll():
+                try:
+                    outcome = reader.recv()
+                except (EOFError, OSError):
+                    outcome = None
+                else:
+                    process.join()
+            elif process.is_alive():
+                continue
+            else:
+                process.join()
+                if reader.poll():  # sent just before it ended
+                    try:
+                        outcome = reader.recv()
+                    except (EOFError, OSError):
+                        outcome = None
+            process.join(timeout=5)
+            reader.close()
+            del self.running[i]
+            if outcome is None:
+                outcome = self._lost(i, _death(process))
+                if outcome is None:
+                    continue
+            elif self.attempts[i] > 1:
+                outcome = _with_retry(outcome, self.attempts[i], self.reasons[i])
+            self.outcomes[i] = outcome
+            ended.append(i)
+        return ended
+
+    def _lost(self, i: int, reason: str) -> Outcome | None:
+        """Queue a dead job again (first time) or give its final Outcome."""
+        if self.attempts[i] < 2:
+            self.reasons[i] = reason
+            self.queue.appendleft(i)
+            return None
+        return Outcome(
+            self.args[i][0], LOST,
+            error=f"job lost: {reason}, also when run again in a fresh process "
+                  f"(first time: {self.reasons[i]})",
+            attempts=self.attempts[i], retry_reason=self.reasons[i],
+        )
+
+    def _collect_sent(self) -> None:
+        """Keep the outcomes that running jobs already sent (on Ctrl-C)."""
+        for i, (process, reader) in list(self.running.items()):
             try:
-                outcomes[i] = fut.result()
-            except Exception as exc:  # noqa: BLE001 - e.g. a worker process killed
-                outcomes[i] = _crashed(args[i][0], exc)
-        return [o for o in outcomes if o is not None]
+                if not reader.poll():
+                    continue
+                outcome = reader.recv()
+            except (EOFError, OSError):
+                continue
+            if self.attempts[i] > 1:
+                outcome = _with_retry(outcome, self.attempts[i], self.reasons[i])
+            self.outcomes[i] = outcome
+            process.join(timeout=5)
+            reader.close()
+            del self.running[i]
+
+    def _stop_all(self) -> None:
+        for process, _reader in self.running.values():
+            if process.is_alive():
+                process.terminate()
+        for process, reader in self.running.values():
+            process.join(timeout=5)
+            if process.is_alive():
+                process.kill()
+                process.join(timeout=5)
+            reader.close()
+        self.running.clear()
+
+
+def _with_retry(outcome: Outcome, attempts: int, reason: str) -> Outcome:
+    return replace(outcome, attempts=attempts, retry_reason=reason)
 
 
 def _crashed(scenario: str, exc: BaseException) -> Outcome:
-    return Outcome(scenario, EXIT_CRASHED, error=f"job lost: {type(exc).__name__}: {exc}")
+    return Outcome(scenario, LOST, error=f"job lost: {type(exc).__name__}: {exc}")
 
 
 def _run_dask(
@@ -402,12 +681,25 @@ def _run_dask(
             for i, a in enumerate(args)
         }
         outcomes: list[Outcome | None] = [None] * len(args)
-        for fut in steps.bar(dask_completed(futures), "Scenarios", total=len(futures)):
-            i = futures[fut]
-            try:
-                outcomes[i] = fut.result()
-            except Exception as exc:  # noqa: BLE001 - e.g. KilledWorker after retries
-                outcomes[i] = _crashed(args[i][0], exc)
+        try:
+            for fut in steps.bar(dask_completed(futures), "Scenarios", total=len(futures)):
+                i = futures[fut]
+                try:
+                    outcomes[i] = fut.result()
+                except Exception as exc:  # noqa: BLE001 - e.g. KilledWorker after retries
+                    outcomes[i] = _crashed(args[i][0], exc)
+        except KeyboardInterrupt:
+            pending = {f: i for f, i in futures.items() if outcomes[i] is None}
+            try:  # the jobs the scheduler has given to a worker
+                busy = {k for keys in client.processing().values() for k in keys}
+            except Exception:  # noqa: BLE001 - the scheduler may be gone: call none started
+                busy = set()
+            client.cancel(list(pending))
+            raise BatchInterrupted(
+                [o for o in outcomes if o is not None],
+                [args[i][0] for f, i in pending.items() if f.key in busy],
+                [args[i][0] for f, i in pending.items() if f.key not in busy],
+            ) from None
         return [o for o in outcomes if o is not None]
     finally:
         if own:

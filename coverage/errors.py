@@ -1,4 +1,8 @@
-"""The package's one error type and its input-problem variant."""
+"""The package's errors: one base class, and variants that are also the built-in errors.
+
+Catch :class:`CoverageError` for anything the package raises on purpose, or the built-in
+error a variant also is (``except ValueError`` catches an :class:`InputError`).
+"""
 
 from __future__ import annotations
 
@@ -37,8 +41,8 @@ class Problem:
         return f"{text} ({self.fix})" if self.fix else text
 
 
-class InputError(CoverageError):
-    """Every problem found in one validation step, reported at once."""
+class InputError(CoverageError, ValueError):
+    """Every problem found in one validation step, reported at once (also a ValueError)."""
 
     def __init__(self, problems: Iterable[Problem | str], *, source: str = "") -> None:
         self.problems: list[Problem] = [

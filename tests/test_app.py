@@ -179,7 +179,8 @@ def test_app_region_preset_station_and_download(region: cache.Region) -> None:
     assert set(exports) >= {"map.html", "units.csv", "units.xlsx", "results.gpkg",
                             "report.html"}
     html = exports["map.html"].read_text(encoding="utf-8")
-    assert "© OpenStreetMap contributors" in html and "candidate-S1" in html
+    # the station is facility new-1 (covplan.whatif's id of the first added facility)
+    assert "© OpenStreetMap contributors" in html and "new-1" in html
     assert str(exports["map.html"]).startswith(str(at.session_state["folder"].path))
 
     # remove the station: back to the baseline

@@ -3,6 +3,7 @@ import http.server
 import json
 import socket
 import threading
+import time
 
 import geopandas as gpd
 import osmium
@@ -11,7 +12,7 @@ import pytest
 import shapely
 import shapely.wkb
 from covplan.china import fetch
-from covplan.errors import CoverageError
+from covplan.errors import CoverageError, InputWarning
 from covplan.scenario import load_scenario
 from shipped import ANDORRA_PBF, LIECHTENSTEIN_PBF
 
@@ -21,41 +22,84 @@ ROUTE = "/asia/china/chongqing-latest.osm.pbf"
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
+    """A download server that can misbehave; its behaviour is set on the server object.
+
+    ``server.files`` maps paths to bodies (``server.any_path`` serves ``PAYLOAD`` at every
+    path); each file's ETag is a hash of its body (``server.etags`` False sends none) and its
+    md5 is published at ``<path>.md5`` (``server.md5`` maps paths to the published text; a
+    path missing there gets a 404). ``server.truncate_next`` / ``server.truncate_always`` send
+    a third of the body under the full Content-Length and close; ``server.trickle`` sends the
+    body 1 KB at a time, ``server.trickle`` seconds apart. Range requests get 206 and ignore
+    If-Range, as some servers do. File requests are logged in ``server.requests``, checksum
+    requests in ``server.checksum_requests``.
+    """
+
     def log_message(self, *args):
         pass
 
     def do_GET(self):
         server = self.server
+        if self.path.endswith(".md5"):
+            server.checksum_requests.append(self.path)
+            text = server.md5.get(self.path[: -len(".md5")])
+            if text is None:
+                self.send_error(404, "Not Found")
+                return
+            self._send(200, text.encode("ascii"), {})
+            return
         server.requests.append((self.path, self.headers.get("Range")))
-        if self.path != ROUTE:
+        payload = PAYLOAD if server.any_path else server.files.get(self.path)
+        if payload is None:
             self.send_error(404, "Not Found")
             return
-        start = 0
+        headers = {}
+        if server.etags:
+            headers["ETag"] = f'"{hashlib.sha256(payload).hexdigest()[:16]}"'
         rng = self.headers.get("Range")
         if rng:
             start = int(rng.split("=")[1].split("-")[0])
-            body = PAYLOAD[start:]
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(PAYLOAD) - 1}/{len(PAYLOAD)}")
+            headers["Content-Range"] = f"bytes {start}-{len(payload) - 1}/{len(payload)}"
+            self._send(206, payload[start:], headers)
         else:
-            body = PAYLOAD
-            self.send_response(200)
+            self._send(200, payload, headers)
+
+    def _send(self, status, body, headers):
+        server = self.server
+        self.send_response(status)
+        for key, value in headers.items():
+            self.send_header(key, value)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        if server.truncate_next:
-            server.truncate_next = False
-            self.wfile.write(body[: len(body) // 3])
-            self.wfile.flush()
+        try:
+            if status in (200, 206) and (server.truncate_next or server.truncate_always):
+                server.truncate_next = False
+                self.wfile.write(body[: len(body) // 3])
+                self.wfile.flush()
+                self.close_connection = True
+                return
+            if server.trickle and status in (200, 206):
+                for i in range(0, len(body), 1024):
+                    self.wfile.write(body[i:i + 1024])
+                    self.wfile.flush()
+                    time.sleep(server.trickle)
+                return
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
-            return
-        self.wfile.write(body)
 
 
 @pytest.fixture()
 def server():
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     srv.requests = []
+    srv.checksum_requests = []
+    srv.files = {ROUTE: PAYLOAD}
+    srv.md5 = {ROUTE: f"{hashlib.md5(PAYLOAD).hexdigest()}  chongqing-latest.osm.pbf\n"}
+    srv.etags = True
+    srv.any_path = False
     srv.truncate_next = False
+    srv.truncate_always = False
+    srv.trickle = 0.0
     thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05},
                               daemon=True)
     thread.start()
@@ -67,6 +111,15 @@ def server():
 
 def _base(srv):
     return f"http://127.0.0.1:{srv.server_address[1]}"
+
+
+def _etag(payload: bytes) -> str:
+    return f'"{hashlib.sha256(payload).hexdigest()[:16]}"'
+
+
+def _files(folder):
+    """Every file under ``folder``, as paths relative to it."""
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
 
 
 def test_region_url():
@@ -91,6 +144,7 @@ def test_full_download_then_reuse(server, tmp_path):
     assert seen[-1] == (len(PAYLOAD), len(PAYLOAD))
     assert not (tmp_path / "chongqing-latest.osm.pbf.part").exists()
     assert server.requests == [(ROUTE, None)]
+    assert server.checksum_requests == [ROUTE + ".md5"]  # the published md5 was checked
     again = fetch.download(url, dest, timeout=5)
     assert again.status == "reused" and again.sha256 == SHA
     assert len(server.requests) == 1  # nothing asked of the server
@@ -100,6 +154,10 @@ def test_resume_after_truncated_partial_file(server, tmp_path):
     url = fetch.region_url("chongqing", base_url=_base(server))
     dest = tmp_path / "x.osm.pbf"
     (tmp_path / "x.osm.pbf.part").write_bytes(PAYLOAD[:200_000])
+    # what an earlier download of this file recorded beside its partial file
+    (tmp_path / "x.osm.pbf.part.json").write_text(
+        json.dumps({"url": url, "etag": _etag(PAYLOAD), "last_modified": None}),
+        encoding="utf-8")
     rec = fetch.download(url, dest, timeout=5)
     assert rec.status == "resumed"
     assert server.requests == [(ROUTE, "bytes=200000-")]
@@ -129,6 +187,161 @@ def test_http_error_and_refused_port(server, tmp_path):
     with pytest.raises(CoverageError, match="offline"):
         fetch.download(f"http://127.0.0.1:{port}/a.osm.pbf", tmp_path / "a.pbf", timeout=5)
     assert not (tmp_path / "a.pbf").exists()
+
+
+# ------------------------------------------------------------------ a hostile server
+GARBAGE = bytes(range(256)) * 2000  # 512 kB that is no PBF file
+
+
+def _problem_of(data: bytes, folder):
+    path = folder / "check.bin"
+    path.write_bytes(data)
+    try:
+        return fetch.pbf_problem(path)
+    finally:
+        path.unlink()
+
+
+def test_garbage_body_is_deleted_not_kept(server, tmp_path):
+    server.files[ROUTE] = GARBAGE
+    server.md5[ROUTE] = hashlib.md5(GARBAGE).hexdigest()  # the checksum even matches
+    url = fetch.region_url("chongqing", base_url=_base(server))
+    header_len = int.from_bytes(GARBAGE[:4], "big")
+    with pytest.raises(CoverageError) as info:
+        fetch.download(url, tmp_path / "c.osm.pbf", timeout=5)
+    assert str(info.value).startswith(
+        f"download of {url} is not a usable OSM PBF extract: block 0 at byte 0 gives a header "
+        f"length of {header_len:,} bytes")
+    assert "it was deleted" in str(info.value)
+    assert _files(tmp_path) == []
+    # an HTML error page served as the file, without a checksum: the same
+    server.files[ROUTE] = b"<html><body>502 Bad Gateway</body></html>"
+    del server.md5[ROUTE]
+    with pytest.raises(CoverageError, match="is not a usable OSM PBF extract"):
+        fetch.download(url, tmp_path / "c.osm.pbf", timeout=5)
+    assert _files(tmp_path) == []
+
+
+def test_download_not_matching_the_published_md5_is_deleted(server, tmp_path):
+    server.md5[ROUTE] = hashlib.md5(b"another file").hexdigest() + "  x.osm.pbf\n"
+    url = fetch.region_url("chongqing", base_url=_base(server))
+    with pytest.raises(CoverageError) as info:
+        fetch.download(url, tmp_path / "c.osm.pbf", timeout=5)
+    assert (f"({url}.md5: {hashlib.md5(b'another file').hexdigest()}, the download: "
+            f"{hashlib.md5(PAYLOAD).hexdigest()}); it was deleted") in str(info.value)
+    assert _files(tmp_path) == []
+
+
+def test_truncated_body_is_never_the_extract(server, tmp_path):
+    """Content-Length says more than is sent: resumable with an ETag, deleted without."""
+    server.truncate_always = True
+    url = fetch.region_url("chongqing", base_url=_base(server))
+    n, sent = len(PAYLOAD), len(PAYLOAD) // 3
+    with pytest.raises(CoverageError) as info:
+        fetch.download(url, tmp_path / "c.osm.pbf", timeout=5)
+    assert str(info.value) == (
+        f"download of {url} ended early: {sent:,} of {n:,} bytes; run again to resume from "
+        f"{tmp_path / 'c.osm.pbf.part'}")
+    assert _files(tmp_path) == ["c.osm.pbf.part", "c.osm.pbf.part.json"]
+    assert (tmp_path / "c.osm.pbf.part").read_bytes() == PAYLOAD[:sent]
+    meta = json.loads((tmp_path / "c.osm.pbf.part.json").read_text(encoding="utf-8"))
+    assert meta["url"] == url and meta["etag"] == _etag(PAYLOAD)
+    # a server that names no version of its file: the partial cannot be resumed, so it goes
+    server.etags = False
+    with pytest.warns(InputWarning, match="does not serve the version of the file the partial"), \
+            pytest.raises(CoverageError, match="cannot be resumed safely and was deleted"):
+        fetch.download(url, tmp_path / "c.osm.pbf", timeout=5)
+    assert _files(tmp_path) == []
+    assert server.requests[-1] == (ROUTE, None)  # started over, no Range
+
+
+def test_file_changed_on_the_server_between_partial_and_resume(server, tmp_path):
+    url = fetch.region_url("chongqing", base_url=_base(server))
+    dest = tmp_path / "c.osm.pbf"
+    server.truncate_next = True
+    with pytest.raises(CoverageError, match="run again to resume"):
+        fetch.download(url, dest, timeout=5)
+    cut = len(PAYLOAD) // 3
+    # the server now serves another extract, and answers the Range request regardless
+    other = LIECHTENSTEIN_PBF.read_bytes()
+    server.files[ROUTE] = other
+    server.md5[ROUTE] = hashlib.md5(other).hexdigest()
+    assert _problem_of(PAYLOAD[:cut] + other[cut:], tmp_path) is not None
+    with pytest.warns(InputWarning, match="does not serve the version of the file the partial"):
+        rec = fetch.download(url, dest, timeout=5)
+    assert server.requests == [(ROUTE, None), (ROUTE, f"bytes={cut}-"), (ROUTE, None)]
+    assert rec.status == "downloaded" and dest.read_bytes() == other
+    assert rec.sha256 == hashlib.sha256(other).hexdigest()
+    assert _files(tmp_path) == ["c.osm.pbf", "c.osm.pbf.source.json"]
+
+
+def test_partial_without_its_validators_starts_over(server, tmp_path):
+    url = fetch.region_url("chongqing", base_url=_base(server))
+    (tmp_path / "c.osm.pbf.part").write_bytes(LIECHTENSTEIN_PBF.read_bytes()[:100_000])
+    with pytest.warns(InputWarning, match="starting the download over"):
+        rec = fetch.download(url, tmp_path / "c.osm.pbf", timeout=5)
+    assert server.requests == [(ROUTE, None)]
+    assert rec.status == "downloaded" and rec.sha256 == SHA
+
+
+@pytest.mark.parametrize("tail", ["/osm/..", "/../../x", "/a/%2e%2e"])
+def test_url_never_names_the_file(server, tmp_path, tail):
+    """A URL ending in ``..`` cannot write outside the download folder: names come from the
+    district (here its OSM relation)."""
+    server.any_path = True
+    folder = tmp_path / "cache" / "osm"
+    result = fetch.fetch_district(
+        None, out_dir=tmp_path / "out", url=_base(server) + tail, download_dir=folder,
+        relation_id=2804753, buffer_m=500, timeout=5,
+    )
+    assert server.requests == [(tail, None)]  # the URL really was asked for
+    assert _files(tmp_path / "cache") == [
+        "osm/osm-r2804753.osm.pbf", "osm/osm-r2804753.osm.pbf.source.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "out"]
+    assert result.downloads[0].path == str(folder / "osm-r2804753.osm.pbf")
+    assert (folder / "osm-r2804753.osm.pbf").read_bytes() == PAYLOAD
+
+
+def test_slow_server_stops_at_the_deadline(server, tmp_path):
+    server.trickle = 0.05  # 1 kB every 50 ms: the whole file would take half a minute
+    url = fetch.region_url("chongqing", base_url=_base(server))
+    start = time.monotonic()
+    with pytest.raises(CoverageError) as info:
+        fetch.download(url, tmp_path / "c.osm.pbf", timeout=5, deadline=1.0)
+    elapsed = time.monotonic() - start
+    assert 1.0 <= elapsed < 3.0
+    text = str(info.value)
+    assert text.startswith(f"download of {url} stopped at its deadline of 1 s after ")
+    assert text.endswith(f"run again to resume from {tmp_path / 'c.osm.pbf.part'}, or allow "
+                         "more time with --deadline SECONDS")
+    kept = (tmp_path / "c.osm.pbf.part").read_bytes()
+    assert 0 < len(kept) < len(PAYLOAD) and PAYLOAD.startswith(kept)
+    assert f"after {len(kept):,} bytes" in text
+    assert not (tmp_path / "c.osm.pbf").exists()
+
+
+def test_cli_deadline_option(server, tmp_path):
+    from click.testing import CliRunner
+    from covplan.cli import main
+
+    server.trickle = 0.05
+    server.any_path = True
+    url = _base(server) + "/district.osm.pbf"
+    run = CliRunner().invoke(main, [
+        "data", "fetch", "--out", str(tmp_path / "out"), "--extract-url", url,
+        "--relation-id", "2804753", "--deadline", "0.5", "--timeout", "5"],
+        env={"COVPLAN_CACHE_DIR": str(tmp_path / "cache"), "COVPLAN_CACHE": None})
+    assert run.exit_code == 2, run.output
+    assert f"Error: download of {url} stopped at its deadline of 0.5 s after " in run.stderr
+    assert "Traceback" not in run.output
+    assert not (tmp_path / "out" / "scenario.toml").exists()
+    assert [p.name for p in (tmp_path / "cache").rglob("*.osm.pbf")] == []  # no extract
+
+
+def test_pbf_check_on_the_shipped_extracts_and_their_cuts(tmp_path):
+    assert fetch.pbf_problem(ANDORRA_PBF) is None and fetch.pbf_problem(LIECHTENSTEIN_PBF) is None
+    assert "truncated" in _problem_of(PAYLOAD[:-10], tmp_path)
+    assert _problem_of(b"", tmp_path) == "the file is empty"
 
 
 def _osmium_polygon(path, relation_id):

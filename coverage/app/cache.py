@@ -4,11 +4,15 @@ A :class:`Region` (scenario, checked inputs and the :class:`~covplan.engine.acce
 with its road networks and attachments) is built once per scenario file; the baseline
 :class:`~covplan.results.RunResult` and the :class:`~covplan.siting.session.SitingSession`
 (the candidate-by-place travel-time matrix) once per region and standards. The ``shared_*``
-functions wrap them in ``st.cache_resource`` keyed by the scenario path and the standards
-tables (as JSON text), so every browser session gets the same objects.
+functions wrap them in ``st.cache_resource`` keyed by the region's *content*
+(:func:`region_key`: a SHA-256 of the scenario file's bytes and of every input file it names,
+so two uploads through the same session folder never share an entry, and the same bytes are
+a cache hit) and the standards tables (as JSON text), so every browser session gets the same
+objects.
 
 Sessions only read these objects. A plan's own evaluation (:func:`evaluate_plan`) works on
-new layers (copies with the candidate stations added and closures removed) and a
+new layers (the plan as a :class:`~covplan.whatif.FacilityChange` applied by
+:mod:`covplan.whatif`: candidate stations ``new-1``, ... added, closures removed) and a
 :class:`~covplan.engine.access.SharedRoadAccess` that reuses the shared networks and place
 attachments read-only and attaches its own facilities, so one session's edits never reach
 the shared state.
@@ -18,8 +22,8 @@ from __future__ import annotations
 
 import base64
 import functools
+import hashlib
 import json
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from importlib import resources
@@ -31,6 +35,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import streamlit as st
+from covplan import settings
 from covplan.errors import CoverageError
 from covplan.outputs.labels_zh import text
 from covplan.outputs.webmap import build_map
@@ -47,15 +52,18 @@ from covplan.results import RunResult
 from covplan.scenario import Scenario, load_scenario
 from covplan.siting.session import SitingSession
 from covplan.standards.rules import DistanceRule, Rule, TravelTimeRule
+from covplan.whatif import FacilityChange, NewFacility, changed_access
 
 __all__ = [
     "app_map",
     "compare_results",
     "Region",
     "display_result",
+    "evaluate_change",
     "evaluate_plan",
     "load_region",
-    "plan_inputs",
+    "region_key",
+    "plan_change",
     "plan_scenario",
     "rule_coverage",
     "scenario_files",
@@ -67,12 +75,8 @@ __all__ = [
     "units_passing",
 ]
 
-#: Where the shipped scenarios are (``COVPLAN_SCENARIOS`` overrides).
-SCENARIO_DIR = Path(
-    os.environ.get("COVPLAN_SCENARIOS", Path(__file__).resolve().parents[2] / "data" / "scenarios")
-)
-#: Facility ids given to candidate stations: ``candidate-S1``, ...
-CANDIDATE_PREFIX = "candidate-"
+#: Where the shipped scenarios are (``COVPLAN_SCENARIOS`` overrides; read when the app starts).
+SCENARIO_DIR = settings.scenarios_dir()
 
 
 def scenario_files(folder: str | Path | None = None) -> dict[str, Path]:
@@ -87,10 +91,69 @@ def scenario_files(folder: str | Path | None = None) -> dict[str, Path]:
     found = {p.stem: p.resolve() for p in sorted(folder.glob("*.toml"))}
     if not found:
         raise CoverageError(
-            f"no scenario files (*.toml) in {folder}; set COVPLAN_SCENARIOS to a folder of "
-            "scenarios or run the app from the repository"
+            f"no scenario files (*.toml) in the folder {folder.name or folder!s}; start the "
+            "app with `covplan app --scenarios DIR` (or set COVPLAN_SCENARIOS) naming a folder "
+            "of scenarios, or upload your own data"
         )
     return found
+
+
+#: (path, size, mtime, inode) of a file -> SHA-256 of its bytes (files are hashed once).
+_DIGESTS: dict[tuple[str, int, int, int], str] = {}
+#: Input tables of a scenario whose text values may name files.
+_INPUT_TABLES = ("facilities", "boundaries", "population", "network")
+
+
+def file_digest(path: str | Path) -> str:
+    """Return the SHA-256 (hex) of a file's bytes, hashed again only when the file changes.
+
+    Raises
+    ------
+    CoverageError
+        When the file cannot be read.
+    """
+    path = Path(path)
+    try:
+        info = path.stat()
+        stamp = (str(path.resolve()), info.st_size, info.st_mtime_ns, info.st_ino)
+        if stamp not in _DIGESTS:
+            digest = hashlib.sha256()
+            with path.open("rb") as handle:
+                for chunk in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(chunk)
+            _DIGESTS[stamp] = digest.hexdigest()
+    except OSError as exc:
+        raise CoverageError(
+            f"cannot read {path.name}: {exc.strerror or exc}; check the file exists"
+        ) from exc
+    return _DIGESTS[stamp]
+
+
+def region_key(path: str | Path) -> str:
+    """Return the content key of a scenario: a SHA-256 of its file and every input it names.
+
+    The scenario's own bytes carry every option that shapes the region (coordinate system,
+    columns, level, urban/rural source, standards); each existing file named by its
+    ``[inputs.*]`` tables (facilities, boundaries, population, road network, elevation) adds
+    its bytes. The same scenario path with other content gets another key.
+
+    Raises
+    ------
+    CoverageError
+        When the scenario is unusable (as :func:`~covplan.scenario.load_scenario`).
+    """
+    scenario = load_scenario(path)
+    digest = hashlib.sha256(b"covplan-region-v1\0")
+    digest.update(file_digest(scenario.path).encode("ascii"))
+    for table_name in _INPUT_TABLES:
+        table = getattr(scenario, table_name)
+        for name in sorted(table):
+            value = table[name]
+            if isinstance(value, (str, Path)) and Path(value).is_absolute() \
+                    and Path(value).is_file():
+                digest.update(f"\0{table_name}.{name}=".encode())
+                digest.update(file_digest(value).encode("ascii"))
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -100,7 +163,7 @@ class Region:
     Attributes
     ----------
     key
-        The scenario path, as text (the cache key).
+        The region's content key (:func:`region_key`), the key of every cache and memo.
     scenario
         The checked scenario as in its file.
     inputs
@@ -124,13 +187,14 @@ def load_region(path: str | Path, *, steps: Steps | None = None) -> Region:
         When the scenario or an input is unusable.
     """
     steps = steps or Steps(verbosity=0)
+    key = region_key(path)
     scenario = load_scenario(path)
     inputs = load_inputs(scenario, steps=steps)
     access = road_access(scenario, inputs, steps=steps)
     for rule in travel_rules(rules_for_scenario(scenario)):
         access.attachment(rule.mode, "facilities")
         access.attachment(rule.mode, "places")
-    return Region(key=str(scenario.path), scenario=scenario, inputs=inputs, access=access)
+    return Region(key=key, scenario=scenario, inputs=inputs, access=access)
 
 
 def travel_rules(rules: Sequence[Rule]) -> list[TravelTimeRule | DistanceRule]:
@@ -171,52 +235,56 @@ def siting_for(region: Region, tables: Sequence[Mapping[str, Any]], rule_id: str
                                      steps=Steps(verbosity=0))
 
 
-def plan_inputs(
-    region: Region,
-    *,
+def plan_change(
     points: Sequence[tuple[str, float, float]] = (),
+    *,
     station_type: str = "community_health_station",
     closed: Sequence[str] = (),
-) -> Inputs:
-    """Return the region's layers with candidate stations added and closed facilities removed.
+) -> FacilityChange:
+    """Return a plan's edits as the package's :class:`~covplan.whatif.FacilityChange`.
 
     Parameters
     ----------
-    region
-        The shared region (not modified).
     points
-        (name, lon, lat) of each candidate; it becomes facility ``candidate-<name>``.
+        (name, lon, lat) of each candidate, in the order placed; the n-th becomes facility
+        ``new-<n>`` named ``name`` (the ids of :mod:`covplan.whatif`).
     station_type
         Facility type of the candidates.
     closed
-        Facility ids to leave out.
+        Facility ids to close (repeats are dropped).
+    """
+    return FacilityChange(
+        add=tuple(NewFacility(float(lon), float(lat), station_type, str(name))
+                  for name, lon, lat in points),
+        close=tuple(dict.fromkeys(closed)),
+    )
+
+
+def evaluate_change(
+    region: Region,
+    tables: Sequence[Mapping[str, Any]],
+    change: FacilityChange,
+    *,
+    with_isochrones: bool = False,
+    proposals: gpd.GeoDataFrame | None = None,
+) -> RunResult:
+    """Run every standard with ``change`` applied (:func:`covplan.whatif.changed_access`).
+
+    The region's networks and place attachments are reused read-only; the changed facility
+    layer is new, so the region is never modified.
 
     Raises
     ------
     CoverageError
-        For an unknown facility id in ``closed``.
+        For an unknown closed or moved facility id.
     """
-    base = region.inputs.facilities
-    unknown = sorted(set(closed) - set(base["facility_id"]))
-    if unknown:
-        raise CoverageError(f"cannot close unknown facilities {unknown}; pick existing ids")
-    kept = base[~base["facility_id"].isin(list(closed))]
-    frames = [kept]
-    if points:
-        names = [p[0] for p in points]
-        added = gpd.GeoDataFrame(
-            {
-                "facility_id": [f"{CANDIDATE_PREFIX}{n}" for n in names],
-                "name": names,
-                "type": station_type,
-                "source": "app candidate",
-            },
-            geometry=gpd.points_from_xy([p[1] for p in points], [p[2] for p in points]),
-            crs="EPSG:4326",
-        )
-        frames.append(added)
-    facilities = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs="EPSG:4326")
-    return replace(region.inputs, facilities=facilities, notes=list(region.inputs.notes))
+    scenario = plan_scenario(region, tables)
+    access = changed_access(region.access, change)
+    result = run_scenario(scenario, inputs=access.inputs, access=access,
+                          with_isochrones=with_isochrones, steps=Steps(verbosity=0))
+    if proposals is not None and len(proposals):
+        result.proposals = proposals
+    return result
 
 
 def evaluate_plan(
@@ -238,20 +306,20 @@ def evaluate_plan(
     tables
         The plan's standards tables.
     points, station_type, closed
-        See :func:`plan_inputs`.
+        See :func:`plan_change` (candidates become facilities ``new-1``, ...).
     with_isochrones
         Also compute the isochrones of the plan's facilities (for downloads).
     proposals
         Proposed sites to attach to the result (shown on maps and in the GeoPackage).
+
+    Raises
+    ------
+    CoverageError
+        For an unknown facility id in ``closed``.
     """
-    scenario = plan_scenario(region, tables)
-    inputs = plan_inputs(region, points=points, station_type=station_type, closed=closed)
-    access = region.access.with_facilities(inputs.facilities)
-    result = run_scenario(scenario, inputs=inputs, access=access,
-                          with_isochrones=with_isochrones, steps=Steps(verbosity=0))
-    if proposals is not None and len(proposals):
-        result.proposals = proposals
-    return result
+    change = plan_change(points, station_type=station_type, closed=closed)
+    return evaluate_change(region, tables, change, with_isochrones=with_isochrones,
+                           proposals=proposals)
 
 
 def display_result(result: RunResult, *, tolerance_deg: float = 0.0003) -> RunResult:
@@ -286,28 +354,51 @@ def units_passing(result: RunResult) -> tuple[int, int]:
 
 
 # ------------------------------------------------------------------ Streamlit shared caches
+# The cached functions are keyed by the region's content key; the scenario path they load
+# from is passed as ``_path`` (a leading underscore: Streamlit does not hash it).
 @st.cache_resource(max_entries=8, show_spinner=False)
+def _region_by_key(key: str, _path: str) -> Region:
+    return load_region(_path)
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _baseline_by_key(key: str, tables_json: str, _path: str) -> RunResult:
+    return baseline_result(_region_by_key(key, _path), json.loads(tables_json))
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _display_by_key(key: str, tables_json: str, _path: str) -> RunResult:
+    return display_result(_baseline_by_key(key, tables_json, _path))
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _siting_by_key(key: str, tables_json: str, rule_id: str, _path: str) -> SitingSession:
+    return siting_for(_region_by_key(key, _path), json.loads(tables_json), rule_id)
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _map_by_key(key: str, tables_json: str, language: str, _path: str) -> folium.Map:
+    return app_map(_display_by_key(key, tables_json, _path), language=language)
+
+
 def shared_region(path: str) -> Region:
-    """Return the region of a scenario file, loaded once for every session."""
-    return load_region(path)
+    """Return the region of a scenario file, loaded once per content for every session."""
+    return _region_by_key(region_key(path), str(path))
 
 
-@st.cache_resource(max_entries=8, show_spinner=False)
 def shared_baseline(path: str, tables_json: str) -> RunResult:
     """Return the baseline run of a region and standards choice (read-only for sessions)."""
-    return baseline_result(shared_region(path), json.loads(tables_json))
+    return _baseline_by_key(region_key(path), tables_json, str(path))
 
 
-@st.cache_resource(max_entries=8, show_spinner=False)
 def shared_display(path: str, tables_json: str) -> RunResult:
     """Return the baseline with simplified isochrones, for the app's map."""
-    return display_result(shared_baseline(path, tables_json))
+    return _display_by_key(region_key(path), tables_json, str(path))
 
 
-@st.cache_resource(max_entries=8, show_spinner=False)
 def shared_siting(path: str, tables_json: str, rule_id: str) -> SitingSession:
     """Return the siting matrix of one standard (read-only for what-if and proposals)."""
-    return siting_for(shared_region(path), json.loads(tables_json), rule_id)
+    return _siting_by_key(region_key(path), tables_json, rule_id, str(path))
 
 
 def compare_results(
@@ -373,7 +464,6 @@ def app_map(result: RunResult, *, language: str) -> folium.Map:
     return fmap
 
 
-@st.cache_resource(max_entries=16, show_spinner=False)
 def shared_map(path: str, tables_json: str, language: str) -> folium.Map:
     """Return the baseline's app map, never rendered: give ``st_folium`` a deep copy.
 
@@ -381,4 +471,4 @@ def shared_map(path: str, tables_json: str, language: str) -> folium.Map:
     ``st_folium`` would reload it (losing the view and the last click); copies of this
     pristine map render to the same page every time.
     """
-    return app_map(shared_display(path, tables_json), language=language)
+    return _map_by_key(region_key(path), tables_json, language, str(path))

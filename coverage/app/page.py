@@ -8,7 +8,6 @@ Every change a user makes goes into their own :class:`~covplan.app.state.Plan` i
 from __future__ import annotations
 
 import copy
-import html
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -25,14 +24,17 @@ from covplan.app.state import (
     Plan,
     SessionPlans,
     load_plans,
+    plain_markdown,
+    public_message,
     save_plans,
     standards_tables,
     write_upload_scenario,
 )
 from covplan.errors import CoverageError
 from covplan.facility_types import FACILITY_TYPES
-from covplan.inputs.uploads import UploadStore
+from covplan.inputs.uploads import UploadStore, safe_name
 from covplan.outputs import write_outputs
+from covplan.outputs.html_text import LABEL_MAX, escape, markdown_text, plain_text
 from covplan.pipeline import rules_for_scenario
 from covplan.standards.presets import list_presets, preset_info
 from covplan.standards.rules import DistanceRule, TravelTimeRule
@@ -105,8 +107,25 @@ def _reset_widgets(plan: Plan) -> None:
     _ss().pop("exports", None)
 
 
+def _public(message: str) -> str:
+    """Return ``message`` with the session folder's paths replaced by the uploaded names."""
+    folder = _ss().get("folder")
+    if folder is None:
+        return message
+    return public_message(message, folder.path, _ss().get("upload_names"))
+
+
 def _error(exc: Exception) -> None:
-    st.error(t("error", _lang(), message=str(exc)))
+    st.error(t("error", _lang(), message=plain_markdown(_public(str(exc)))))
+
+
+def _scenario_files() -> dict[str, Path]:
+    """Return the demo scenarios (none, with a warning in the sidebar, when there are none)."""
+    try:
+        return cache.scenario_files()
+    except CoverageError as exc:
+        st.sidebar.warning(plain_markdown(str(exc)))
+        return {}
 
 
 # ---------------------------------------------------------------------------- sidebar
@@ -121,7 +140,7 @@ def _language_picker() -> str:
 
 def _region_picker(lang: str) -> str | None:
     """Return the scenario path of the chosen region (None until an upload is loaded)."""
-    files = cache.scenario_files()
+    files = _scenario_files()
     options = [*files, UPLOAD]
     choice = st.sidebar.selectbox(
         t("region", lang), options, key="region",
@@ -152,6 +171,11 @@ def _upload_form(lang: str) -> None:
         if not st.form_submit_button(t("load_upload", lang)):
             return
     files = {role: (f.name, f.getvalue()) for role, f in uploads.items() if f is not None}
+    written = _folder().path / "upload"
+    _ss()["upload_names"] = {  # the files' paths and stored names -> their own names
+        str(where / f"{role}-{safe_name(name)}") if where else f"{role}-{safe_name(name)}": name
+        for role, (name, _) in files.items() for where in (written, written.resolve(), None)
+    }
     try:
         path = write_upload_scenario(
             _folder().path, files, crs=crs, id_column=id_column, name_column=name_column,
@@ -161,7 +185,7 @@ def _upload_form(lang: str) -> None:
             cache.shared_region(str(path))
     except CoverageError as exc:
         _ss().pop("upload_path", None)
-        st.sidebar.error(t("error", lang, message=str(exc)))
+        st.sidebar.error(t("error", lang, message=plain_markdown(_public(str(exc)))))
         return
     _ss()["upload_path"] = str(path)
 
@@ -237,7 +261,7 @@ def _siting_controls(lang: str, region: cache.Region, rules: list, plan: Plan
     _ss()["w_closed"] = [f for f in _ss().get("w_closed", []) if f in names]
     cols[2].multiselect(
         t("close_existing", lang), list(names), key="w_closed",
-        format_func=lambda f: f"{names.get(f) or ''} ({f})",
+        format_func=lambda f: f"{plain_text(names.get(f), LABEL_MAX)} ({plain_text(f, LABEL_MAX)})",
     )
     plan.siting_rule = rule.id
     plan.station_type = str(_ss()["w_type"])
@@ -263,7 +287,7 @@ def _plan_result(region: cache.Region, path: str, tables: list, tkey: str, plan:
                  baseline: Any) -> Any:
     if not plan.candidates and not plan.closed:
         return baseline
-    key = (path, tkey, tuple(plan.candidates), plan.station_type, tuple(plan.closed))
+    key = (region.key, tkey, tuple(plan.candidates), plan.station_type, tuple(plan.closed))
     memo = _ss().setdefault("plan_memo", {})
     if key not in memo:
         memo.clear()
@@ -312,7 +336,7 @@ def _plan_layer(plan: Plan, region: cache.Region, whatif: Any, unit_id: str | No
         units = region.inputs.units
         sel = units[units["unit_id"].astype(str) == unit_id]
         if len(sel):
-            shape = gpd.GeoDataFrame({"name": [html.escape(str(sel["name"].iloc[0]))]},
+            shape = gpd.GeoDataFrame({"name": [escape(sel["name"].iloc[0], LABEL_MAX)]},
                                      geometry=sel.geometry.to_numpy(), crs=units.crs)
             folium.GeoJson(
                 shape.to_crs("EPSG:4326"),
@@ -323,7 +347,7 @@ def _plan_layer(plan: Plan, region: cache.Region, whatif: Any, unit_id: str | No
     if whatif is not None and len(whatif.newly_covered):
         places = region.inputs.places.iloc[whatif.newly_covered]
         gained = gpd.GeoDataFrame(
-            {"place": [html.escape(str(p)) for p in places["place_id"]],
+            {"place": [escape(p, LABEL_MAX) for p in places["place_id"]],
              "population": [f"{p:,.0f}" for p in places["population"]]},
             geometry=places.geometry.to_numpy(), crs="EPSG:4326",
         )
@@ -334,7 +358,7 @@ def _plan_layer(plan: Plan, region: cache.Region, whatif: Any, unit_id: str | No
         ).add_to(group)
     if plan.candidates:
         cands = gpd.GeoDataFrame(
-            {"station": [html.escape(c.name) for c in plan.candidates],
+            {"station": [escape(c.name, LABEL_MAX) for c in plan.candidates],
              "lonlat": [f"{c.lon:.5f}, {c.lat:.5f}" for c in plan.candidates]},
             geometry=gpd.points_from_xy([c.lon for c in plan.candidates],
                                         [c.lat for c in plan.candidates]),
@@ -394,8 +418,9 @@ def _candidates(lang: str, plan: Plan, siting: Any, region: cache.Region) -> Non
     )
     for cand in list(plan.candidates):
         row = st.columns([3, 1])
-        row[0].write(f"**{cand.name}** · {cand.lon:.5f}, {cand.lat:.5f}")
-        row[1].button(t("remove", lang, name=cand.name), key=f"rm|{cand.name}",
+        row[0].write(f"**{markdown_text(cand.name, LABEL_MAX)}** · {cand.lon:.5f}, {cand.lat:.5f}")
+        row[1].button(t("remove", lang, name=markdown_text(cand.name, LABEL_MAX)),
+                      key=f"rm|{cand.name}",
                       on_click=_remove(plan, cand.name))
     if plan.candidates:
         st.button(t("clear", lang), key="w_clear", on_click=_clear(plan))
@@ -520,8 +545,8 @@ def _scenarios(lang: str, plans: SessionPlans, region: cache.Region, path: str,
 
 
 def _named_result(region: cache.Region, path: str, tables: list, plan: Plan) -> Any:
-    key = (path, cache.standards_key(tables), tuple(plan.candidates), plan.station_type,
-           tuple(plan.closed))
+    key = (region.key, cache.standards_key(tables), tuple(plan.candidates),
+           plan.station_type, tuple(plan.closed))
     memo = _ss().setdefault("named_memo", {})
     if key not in memo:
         memo[key] = cache.evaluate_plan(
@@ -541,14 +566,25 @@ def _files(lang: str, plans: SessionPlans) -> None:
         if upload is None:
             return
         try:
-            loaded = load_plans(upload.getvalue())
+            loaded = load_plans(upload.getvalue(), source=upload.name)
         except CoverageError as exc:
             _ss()["load_error"] = str(exc)
             return
         _ss().pop("load_error", None)
-        files = cache.scenario_files()
-        if loaded.current.region in files:
-            _ss()["region"] = loaded.current.region
+        try:
+            files = cache.scenario_files()
+        except CoverageError:
+            files = {}
+        region = loaded.current.region
+        if region in files:
+            _ss()["region"] = region
+        elif region != _ss().get("region_name"):
+            known = ", ".join(files) or "none"
+            _ss()["load_warning"] = (
+                f"{upload.name}: the plan is for the region {region!r}, which is not open "
+                f"here (demo regions: {known}); choose that region or upload its data, then "
+                "load the file again"
+            )
         _ss()["plans"] = loaded
         _reset_widgets(loaded.current)
         _ss()["load_ok"] = True
@@ -556,9 +592,11 @@ def _files(lang: str, plans: SessionPlans) -> None:
     cols[1].file_uploader(t("load_file", lang), type=["json"], key="w_load_file",
                           on_change=load)
     if _ss().get("load_error"):
-        st.error(t("error", lang, message=_ss()["load_error"]))
+        st.error(t("error", lang, message=plain_markdown(_ss()["load_error"])))
     elif _ss().pop("load_ok", False):
         st.success(t("loaded", lang))
+    if warning := _ss().pop("load_warning", None):
+        st.warning(plain_markdown(warning))
 
 
 def _downloads(lang: str, region: cache.Region, tables: list, plan: Plan) -> None:
@@ -601,15 +639,16 @@ def render() -> None:
     try:
         with st.spinner(t("loading", lang)):
             region = cache.shared_region(path)
-        plans = _plans(Path(path).stem if Path(path).parent == cache.SCENARIO_DIR.resolve()
-                       else path)
+        shipped = Path(path).parent == cache.SCENARIO_DIR.resolve()
+        _ss()["region_name"] = Path(path).stem if shipped else f"upload-{region.key[:12]}"
+        plans = _plans(_ss()["region_name"])
         plan = plans.current
         tables = _standards_panel(lang, region, plan)
         tkey = cache.standards_key(tables)
         with st.spinner(t("loading", lang)):
             baseline = cache.shared_baseline(path, tkey)
         rules = rules_for_scenario(region.scenario.with_overrides(standards=tables))
-        st.caption(region.scenario.description)
+        st.caption(markdown_text(region.scenario.description))
         rule = _siting_controls(lang, region, rules, plan)
         siting = cache.shared_siting(path, tkey, rule.id) if rule is not None else None
         _take_click(plan, siting)

@@ -4,8 +4,11 @@ The pipeline, :func:`fetch_district`:
 
 1. get the OpenStreetMap extract covering the district: a local file, or a download
    (by default the Geofabrik region extract, ``asia/china/chongqing`` or ``asia/china/sichuan``)
-   that resumes a partial file (HTTP Range), reuses a complete one, and is recorded with its
-   URL, date and sha256 in ``manifest.json``;
+   that resumes a partial file (HTTP Range, only while the server's ETag or Last-Modified is
+   the partial's), becomes the extract only once its size, published md5 and PBF structure
+   check out (else it is deleted), stops at an overall deadline, reuses a complete one, is
+   named after the region or district (never the URL), and is recorded with its URL, date and
+   sha256 in ``manifest.json``;
 2. find the district outline: the OSM administrative relation (by id, or by the county's name
    for the shipped NBS counties) or a geoBoundaries file the user gives;
 3. cut the extract to the district plus a buffer (``district.osm.pbf``: nodes inside the
@@ -23,12 +26,14 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import http.client
 import json
-import os
 import re
+import time
 import urllib.error
 import urllib.request
 import warnings
+import zlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -39,6 +44,7 @@ import numpy as np
 import osmium
 import pandas as pd
 import shapely
+from covplan import settings
 from covplan.china.approximate import voronoi_units
 from covplan.china.names import clean_name, match_names
 from covplan.errors import CoverageError, InputWarning
@@ -48,11 +54,15 @@ from shapely.geometry.base import BaseGeometry
 __all__ = [
     "BASE_URL_ENV",
     "DEFAULT_BASE_URL",
+    "DEFAULT_DEADLINE_S",
     "DownloadRecord",
     "FetchResult",
     "cut_extract",
     "download",
+    "download_name",
     "fetch_district",
+    "md5_file",
+    "pbf_problem",
     "region_url",
     "sha256_file",
     "update_manifest",
@@ -62,7 +72,7 @@ __all__ = [
 DEFAULT_BASE_URL = "https://download.geofabrik.de"
 #: Environment variable overriding :data:`DEFAULT_BASE_URL` (a mirror or a local server).
 BASE_URL_ENV = "COVPLAN_OSM_BASE_URL"
-#: Environment variable naming the download cache folder.
+#: Older name of ``COVPLAN_CACHE_DIR``: downloads go to its ``osm`` folder (covplan.settings).
 CACHE_ENV = "COVPLAN_CACHE"
 
 _REGION_ALIASES = {
@@ -100,13 +110,47 @@ def region_url(region: str, *, base_url: str | None = None) -> str:
     >>> region_url("chongqing", base_url="http://127.0.0.1:8000/")
     'http://127.0.0.1:8000/asia/china/chongqing-latest.osm.pbf'
     """
+    path = _region_path(region)
+    base = (base_url or settings.osm_base_url() or DEFAULT_BASE_URL).rstrip("/")
+    return f"{base}/{path}-latest.osm.pbf"
+
+
+def _region_path(region: str) -> str:
     path = _REGION_ALIASES.get(clean_name(region).lower(), clean_name(region).strip("/"))
-    if not re.fullmatch(r"[a-z0-9_\-/]+", path):
+    if not re.fullmatch(r"[a-z0-9_\-]+(/[a-z0-9_\-]+)*", path):
         raise CoverageError(
             f"unknown region {region!r}: use chongqing, sichuan or a path like asia/china/sichuan"
         )
-    base = (base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL).rstrip("/")
-    return f"{base}/{path}-latest.osm.pbf"
+    return path
+
+
+def download_name(
+    *, region: str | None = None, district_code: str | None = None,
+    relation_id: int | None = None, url: str | None = None,
+) -> str:
+    """Return the file name a download is kept under: from the region or district, never the URL.
+
+    A region extract is named after the region (``chongqing-latest.osm.pbf``, shared by all
+    its districts); any other download after the district: its NBS code (``500104.osm.pbf``),
+    else its OSM relation (``osm-r2804753.osm.pbf``), else a hash of the URL. Names are made
+    of ``[a-z0-9_-]`` only, so no URL can make a download land outside its folder.
+
+    Examples
+    --------
+    >>> download_name(region="重庆")
+    'chongqing-latest.osm.pbf'
+    >>> download_name(district_code="500104", url="http://h/x/../../etc")
+    '500104.osm.pbf'
+    """
+    if region is not None:
+        return f"{_region_path(region).rsplit('/', 1)[-1]}-latest.osm.pbf"
+    if district_code is not None and re.fullmatch(r"[0-9A-Za-z_\-]+", str(district_code)):
+        return f"{district_code}.osm.pbf"
+    if relation_id is not None:
+        return f"osm-r{int(relation_id)}.osm.pbf"
+    if url is None:
+        raise CoverageError("no name for the download: give a region, a district or a URL")
+    return f"url-{hashlib.sha256(url.encode('utf-8')).hexdigest()[:16]}.osm.pbf"
 
 
 def sha256_file(path: str | Path, *, chunk_size: int = 1 << 20) -> str:
@@ -157,6 +201,214 @@ def _offline_error(url: str, exc: BaseException, dest: Path) -> CoverageError:
     )
 
 
+#: Seconds a download may take in all, across restarts (``covplan data fetch --deadline``).
+DEFAULT_DEADLINE_S = 3600.0
+#: Largest BlobHeader and Blob of a valid OSM PBF file (the format's own limits).
+_MAX_BLOB_HEADER = 64 * 1024
+_MAX_BLOB = 32 * 1024 * 1024
+
+
+def _varint(buf: bytes, i: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if i >= len(buf) or shift > 63:
+            raise ValueError("a number runs past the end of its block")
+        byte = buf[i]
+        i += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return value, i
+
+
+def _protobuf_fields(buf: bytes) -> dict[int, Any]:
+    """Decode the top-level fields of a protobuf message (last value of each field wins)."""
+    fields: dict[int, Any] = {}
+    i = 0
+    while i < len(buf):
+        key, i = _varint(buf, i)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            fields[number], i = _varint(buf, i)
+        elif wire == 2:
+            size, i = _varint(buf, i)
+            if i + size > len(buf):
+                raise ValueError("a field runs past the end of its block")
+            fields.setdefault(number, [])
+            if not isinstance(fields[number], list):
+                fields[number] = []
+            fields[number].append(buf[i:i + size])
+            i += size
+        elif wire == 1:
+            i += 8
+        elif wire == 5:
+            i += 4
+        else:
+            raise ValueError(f"unknown protobuf wire type {wire}")
+        if i > len(buf):
+            raise ValueError("a field runs past the end of its block")
+    return fields
+
+
+def pbf_problem(path: str | Path) -> str | None:
+    """Check that a file is a whole OSM PBF file; return what is wrong, or None.
+
+    The file must start with an ``OSMHeader`` block declaring ``OsmSchema-V0.6``, be followed
+    by ``OSMData`` blocks, and every block's framing (4-byte length, ``BlobHeader``, ``Blob`` of
+    ``datasize`` bytes) must fit exactly up to the end of the file: a truncated download, an
+    HTML error page or two files spliced at a wrong offset fail here.
+
+    Parameters
+    ----------
+    path
+        The file to check.
+
+    Returns
+    -------
+    str or None
+        A sentence saying what is wrong (and where), or None for a valid file.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    if size == 0:
+        return "the file is empty"
+    pos = blocks = 0
+    with open(path, "rb") as fh:
+        while pos < size:
+            where = f"block {blocks} at byte {pos:,}"
+            head = fh.read(4)
+            if len(head) < 4:
+                return f"it is truncated: {where} is cut off in its length"
+            header_len = int.from_bytes(head, "big")
+            if not 0 < header_len <= _MAX_BLOB_HEADER:
+                return (f"{where} gives a header length of {header_len:,} bytes, which no OSM "
+                        "PBF file has (is it an OSM PBF file at all?)")
+            header = fh.read(header_len)
+            if len(header) < header_len:
+                return f"it is truncated: {where} is cut off in its header"
+            try:
+                fields = _protobuf_fields(header)
+                kind = fields[1][0].decode("ascii")
+                datasize = int(fields[3])
+            except (KeyError, IndexError, TypeError, ValueError, UnicodeDecodeError) as exc:
+                return f"{where} has no valid BlobHeader ({exc or type(exc).__name__})"
+            expected = "OSMHeader" if blocks == 0 else "OSMData"
+            if kind != expected:
+                return f"{where} is a {kind!r} block where an {expected!r} block must be"
+            if not 0 < datasize <= _MAX_BLOB:
+                return f"{where} gives a data size of {datasize:,} bytes, beyond the format"
+            end = pos + 4 + header_len + datasize
+            if end > size:
+                return (f"it is truncated: {where} needs bytes up to {end:,} but the file "
+                        f"ends at {size:,}")
+            if blocks == 0:
+                problem = _header_block_problem(fh.read(datasize))
+                if problem:
+                    return f"{where}: {problem}"
+            else:
+                fh.seek(datasize, 1)
+            pos = end
+            blocks += 1
+    if blocks < 2:
+        return "it holds a header but no OSM data"
+    return None
+
+
+def _header_block_problem(blob: bytes) -> str | None:
+    try:
+        fields = _protobuf_fields(blob)
+        if 1 in fields:
+            data = fields[1][0]
+        elif 3 in fields:
+            data = zlib.decompress(fields[3][0])
+        else:  # lzma, lz4 or zstd data: the framing was checked, the content is left to osmium
+            return None
+        required = [f.decode("utf-8") for f in _protobuf_fields(data).get(4, [])]
+    except (ValueError, TypeError, zlib.error, UnicodeDecodeError) as exc:
+        return f"the OSMHeader block cannot be read ({exc})"
+    if "OsmSchema-V0.6" not in required:
+        return f"the OSMHeader block does not declare OsmSchema-V0.6 (it requires {required})"
+    return None
+
+
+def md5_file(path: str | Path, *, chunk_size: int = 1 << 20) -> str:
+    """Return the hex md5 of a file (the checksum download servers publish as ``.md5``)."""
+    digest = hashlib.md5()  # noqa: S324 - matching the server's published checksum
+    with open(path, "rb") as fh:
+        while chunk := fh.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class _Deadline:
+    """Seconds left of an overall time budget (None: no budget)."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds
+        self.end = None if seconds is None else time.monotonic() + seconds
+
+    def left(self) -> float:
+        return float("inf") if self.end is None else self.end - time.monotonic()
+
+    def timeout(self, timeout: float) -> float:
+        """Return the socket timeout of the next operation: the per-operation one, or less."""
+        return max(0.001, min(timeout, self.left()))
+
+
+def _deadline_error(url: str, seconds: float | None, done: int, part: Path) -> CoverageError:
+    return CoverageError(
+        f"download of {url} stopped at its deadline of {seconds:g} s after {done:,} bytes; "
+        f"run again to resume from {part}, or allow more time with --deadline SECONDS"
+    )
+
+
+def _validators(headers: Any) -> dict[str, str | None]:
+    return {"etag": headers.get("ETag"), "last_modified": headers.get("Last-Modified")}
+
+
+def _read_meta(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_meta(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def _same_file(stored: dict[str, Any], served: dict[str, str | None]) -> bool:
+    """Tell whether the server's ETag (else Last-Modified) is the one stored with the partial."""
+    if stored.get("etag") or served.get("etag"):
+        return bool(stored.get("etag")) and stored.get("etag") == served.get("etag")
+    return bool(stored.get("last_modified")) and (
+        stored.get("last_modified") == served.get("last_modified"))
+
+
+def _discard(*paths: Path) -> None:
+    for p in paths:
+        p.unlink(missing_ok=True)
+
+
+def _published_md5(url: str, *, timeout: float, deadline: _Deadline) -> str | None:
+    """Return the md5 the server publishes at ``<url>.md5``, or None if it publishes none."""
+    request = urllib.request.Request(url + ".md5", headers={"User-Agent": _USER_AGENT})
+    try:
+        response = urllib.request.urlopen(request, timeout=deadline.timeout(timeout))  # noqa: S310
+        with response:
+            text = response.read(4096).decode("ascii", "replace")
+    except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError):
+        return None
+    token = (text.split() or [""])[0].lower()
+    return token if re.fullmatch(r"[0-9a-f]{32}", token) else None
+
+
+_USER_AGENT = "covplan (coverage-planner)"
+
+
 def download(
     url: str,
     dest: str | Path,
@@ -165,12 +417,21 @@ def download(
     chunk_size: int = 1 << 20,
     reuse: bool = True,
     progress: Callable[[int, int | None], None] | None = None,
+    deadline: float | None = DEFAULT_DEADLINE_S,
+    verify: bool = True,
 ) -> DownloadRecord:
-    """Download a URL to a file, resuming a partial download and reusing a complete one.
+    """Download an OSM PBF extract to a file, resuming a partial download safely.
 
-    Data goes to ``<dest>.part`` first and is renamed when complete. When ``<dest>.part``
-    exists the request asks for the rest (``Range: bytes=<size>-``); a server answering 200
-    instead makes the download start over.
+    Data goes to ``<dest>.part`` first; the server's ``ETag`` and ``Last-Modified`` go beside
+    it in ``<dest>.part.json``. A later call resumes the partial file (``Range``, with
+    ``If-Range``) only when the server still serves the same file (same ETag, else same
+    Last-Modified); otherwise, or when nothing says which file the partial came from, the
+    download starts over (with a warning) so that two different files are never spliced.
+
+    The partial file becomes ``dest`` only when its size is the ``Content-Length`` the server
+    announced (when it did), its md5 is the one the server publishes at ``<url>.md5`` (when it
+    does) and it is a whole OSM PBF file (:func:`pbf_problem`). Otherwise it is deleted and
+    the error says why.
 
     Parameters
     ----------
@@ -181,11 +442,18 @@ def download(
     timeout
         Seconds to wait for the server on each network operation.
     chunk_size
-        Bytes read at a time.
+        Bytes read at a time (at most).
     reuse
-        Keep and return a ``dest`` that already exists instead of downloading again.
+        Keep and return a ``dest`` that already exists and is a whole OSM PBF file instead of
+        downloading again (one that is not is deleted, with a warning, and downloaded again).
     progress
         Called as ``progress(bytes_so_far, total_or_None)`` after each chunk.
+    deadline
+        Seconds the whole download may take, across restarts and the checksum request; None
+        for no limit. When it passes, the partial file is kept to be resumed.
+    verify
+        Check the checksum and the PBF structure before keeping the file (turn off only for
+        files that are not OSM PBF).
 
     Returns
     -------
@@ -194,72 +462,166 @@ def download(
     Raises
     ------
     CoverageError
-        When the server cannot be reached (offline, refused), answers with an HTTP error, or the
-        connection ends early (the partial file is kept; running again resumes it).
+        When the server cannot be reached (offline, refused), answers with an HTTP error, the
+        connection ends early or the deadline passes (the partial file is kept when it can be
+        resumed; running again resumes it), or the file is not what was announced (wrong size,
+        wrong checksum, not a whole OSM PBF file: it is deleted).
     """
+    budget = _Deadline(deadline)
     dest = Path(dest).expanduser().resolve()
+    source = dest.with_name(dest.name + ".source.json")
     if reuse and dest.is_file():
-        return DownloadRecord(url, str(dest), sha256_file(dest), dest.stat().st_size, _now(),
-                              "reused")
+        problem = pbf_problem(dest) if verify else None
+        recorded = _read_meta(source).get("url")
+        if problem is None and recorded not in (None, url):
+            problem = f"it was downloaded from {recorded}"
+        if problem is None:
+            return DownloadRecord(url, str(dest), sha256_file(dest), dest.stat().st_size,
+                                  _now(), "reused")
+        warnings.warn(f"{dest} is not the extract of {url} ({problem}); deleted it and "
+                      "downloading it again", InputWarning, stacklevel=2)
+        _discard(dest, source)
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
+    meta = dest.with_name(dest.name + ".part.json")
+    state = "downloaded"
+    for _restart in range(3):
+        state, done = _fetch_once(url, dest, part, meta, timeout=timeout, chunk_size=chunk_size,
+                                  progress=progress, budget=budget)
+        if state != "restart":
+            break
+    else:  # pragma: no cover - a server that keeps changing the file under us
+        _discard(part, meta)
+        raise CoverageError(f"download of {url}: the file kept changing on the server; try "
+                            "again later")
+    if verify:
+        if budget.left() <= 0:
+            raise _deadline_error(url, deadline, done, part)
+        published = _published_md5(url, timeout=timeout, deadline=budget)
+        if published is not None and (got := md5_file(part)) != published:
+            _discard(part, meta)
+            raise CoverageError(
+                f"download of {url} does not match the checksum the server publishes "
+                f"({url}.md5: {published}, the download: {got}); it was deleted. Run again to "
+                f"download it anew, or download it by hand to {dest}"
+            )
+        problem = pbf_problem(part)
+        if problem is not None:
+            _discard(part, meta)
+            raise CoverageError(
+                f"download of {url} is not a usable OSM PBF extract: {problem}; it was deleted. "
+                "Check the URL (region name, --base-url, --extract-url) and run again, or pass "
+                "a local .osm.pbf with --pbf"
+            )
+    part.replace(dest)
+    _discard(meta)
+    _write_meta(source, {"url": url, "date": _now()})
+    return DownloadRecord(url, str(dest), sha256_file(dest), dest.stat().st_size, _now(), state)
+
+
+def _fetch_once(
+    url: str, dest: Path, part: Path, meta: Path, *, timeout: float, chunk_size: int,
+    progress: Callable[[int, int | None], None] | None, budget: _Deadline,
+) -> tuple[str, int]:
+    """One request into ``part``: ``("downloaded"|"resumed", bytes)`` or ``("restart", 0)``."""
+    stored = _read_meta(meta) if part.is_file() else {}
+    if part.is_file() and not (stored.get("url") == url and
+                               (stored.get("etag") or stored.get("last_modified"))):
+        warnings.warn(f"{part} does not record which file it is part of (no ETag or "
+                      "Last-Modified beside it); starting the download over", InputWarning,
+                      stacklevel=3)
+        _discard(part, meta)
+        stored = {}
     offset = part.stat().st_size if part.is_file() else 0
-    request = urllib.request.Request(url, headers={"User-Agent": "covplan (coverage-planner)"})
+    request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
     if offset:
         request.add_header("Range", f"bytes={offset}-")
+        request.add_header("If-Range", stored.get("etag") or stored["last_modified"])
+    if budget.left() <= 0:
+        raise _deadline_error(url, budget.seconds, offset, part)
     try:
-        response = urllib.request.urlopen(request, timeout=timeout)  # noqa: S310
+        response = urllib.request.urlopen(request, timeout=budget.timeout(timeout))  # noqa: S310
     except urllib.error.HTTPError as exc:
         if exc.code == 416 and offset:
             total = _content_range_total(exc.headers.get("Content-Range", ""))
-            if total == offset:  # the partial file is already complete
-                part.replace(dest)
-                return DownloadRecord(url, str(dest), sha256_file(dest), offset, _now(),
-                                      "resumed")
-            part.unlink()
-            return download(url, dest, timeout=timeout, chunk_size=chunk_size, reuse=reuse,
-                            progress=progress)
+            if total == offset and _same_file(stored, _validators(exc.headers)):
+                return "resumed", offset  # the partial file is already complete
+            _discard(part, meta)
+            return "restart", 0
         raise CoverageError(
             f"download of {url} failed: HTTP {exc.code} {exc.reason}. Check the URL (region "
             f"name, --base-url) or download it by hand to {dest}"
         ) from exc
+    except TimeoutError as exc:
+        if budget.left() <= 0:
+            raise _deadline_error(url, budget.seconds, offset, part) from exc
+        raise _offline_error(url, exc, dest) from exc
     except (urllib.error.URLError, OSError) as exc:
         raise _offline_error(url, exc, dest) from exc
     with response:
-        status = response.status
-        if status == 206:
+        served = _validators(response.headers)
+        length = response.headers.get("Content-Length")
+        if response.status == 206:
             start = _content_range_start(response.headers.get("Content-Range", ""))
-            if start != offset:
-                raise CoverageError(
-                    f"download of {url}: server resumed at byte {start}, not {offset}; delete "
-                    f"{part} and run again"
-                )
+            if start != offset or not _same_file(stored, served):
+                why = (f"resumed at byte {start}, not {offset}" if start != offset else
+                       "does not serve the version of the file the partial download is part "
+                       "of (its ETag or Last-Modified differs, or is missing)")
+                warnings.warn(f"the server of {url} {why}; starting the download over",
+                              InputWarning, stacklevel=3)
+                _discard(part, meta)
+                return "restart", 0
             mode, done, state = "ab", offset, "resumed"
-            length = response.headers.get("Content-Length")
             total = offset + int(length) if length is not None else None
         else:
+            if offset:
+                warnings.warn(f"the server of {url} sent the whole file instead of the rest "
+                              f"of {part} (it changed, or does not resume); starting over",
+                              InputWarning, stacklevel=3)
             mode, done, state = "wb", 0, "downloaded"
-            length = response.headers.get("Content-Length")
             total = int(length) if length is not None else None
+        resumable = bool(served["etag"] or served["last_modified"])
+        if resumable:
+            _write_meta(meta, {"url": url, **served, "bytes": total})
+        else:
+            _discard(meta)
+        read = getattr(response, "read1", response.read)
         try:
             with open(part, mode) as fh:
-                while chunk := response.read(chunk_size):
+                while chunk := read(chunk_size):
                     fh.write(chunk)
                     done += len(chunk)
                     if progress is not None:
                         progress(done, total)
-        except (urllib.error.URLError, OSError) as exc:
+                    if budget.left() <= 0:
+                        raise _deadline_error(url, budget.seconds, done, part)
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            if budget.left() <= 0:
+                raise _deadline_error(url, budget.seconds, done, part) from exc
+            if not resumable:
+                _discard(part)
             raise CoverageError(
-                f"download of {url} interrupted after {done} bytes ({exc}); run again to "
-                f"resume from {part}"
+                f"download of {url} interrupted after {done:,} bytes ({exc}); "
+                + (f"run again to resume from {part}" if resumable else
+                   "the server gives no ETag or Last-Modified, so it cannot be resumed safely "
+                   "and was deleted; run again to start over")
             ) from exc
     if total is not None and done != total:
+        if done < total and resumable:
+            raise CoverageError(
+                f"download of {url} ended early: {done:,} of {total:,} bytes; run again to "
+                f"resume from {part}"
+            )
+        _discard(part, meta)
         raise CoverageError(
-            f"download of {url} ended early: {done} of {total} bytes; run again to resume "
-            f"from {part}"
+            f"download of {url} ended early: {done:,} of {total:,} bytes (the size the server "
+            "announced); the server gives no ETag or Last-Modified, so the partial file "
+            "cannot be resumed safely and was deleted; run again to start over"
+            if done < total else
+            f"download of {url} is larger than announced: {done:,} bytes, not {total:,}; "
+            "it was deleted; run again"
         )
-    part.replace(dest)
-    return DownloadRecord(url, str(dest), sha256_file(dest), done, _now(), state)
+    return state, done
 
 
 def _content_range_start(text: str) -> int | None:
@@ -400,8 +762,7 @@ class FetchResult:
 
 
 def _default_download_dir() -> Path:
-    base = os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "covplan"
-    return Path(base) / "osm"
+    return settings.download_dir()  # the ``osm`` folder in $COVPLAN_CACHE_DIR (or $CACHE_ENV)
 
 
 def _district_outline(
@@ -490,6 +851,7 @@ def fetch_district(
     language: str = "zh",
     timeout: float = 60.0,
     progress: Callable[[int, int | None], None] | None = None,
+    deadline: float | None = DEFAULT_DEADLINE_S,
 ) -> FetchResult:
     """Fetch open data for one district and write a ready scenario.
 
@@ -539,6 +901,8 @@ def fetch_district(
         Network timeout in seconds.
     progress
         Download progress callback ``(bytes_so_far, total_or_None)``.
+    deadline
+        Seconds the download may take in all, across restarts (None: no limit).
 
     Returns
     -------
@@ -578,10 +942,13 @@ def fetch_district(
                     "shipped NBS county"
                 )
             url = region_url(reg, base_url=base_url)
+            filename = download_name(region=reg)
+        else:
+            filename = download_name(district_code=county.code if county else None,
+                                     relation_id=relation_id, url=url)
         folder = Path(download_dir) if download_dir is not None else _default_download_dir()
-        filename = Path(urllib.request.url2pathname(url.split("?")[0].rsplit("/", 1)[-1])).name
-        record = download(url, folder / (filename or "extract.osm.pbf"), timeout=timeout,
-                          progress=progress)
+        record = download(url, folder / filename, timeout=timeout, progress=progress,
+                          deadline=deadline)
         downloads.append(record)
         source = Path(record.path)
     update_manifest(out, downloads=downloads)

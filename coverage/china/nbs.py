@@ -19,13 +19,13 @@ Codes are kept as strings: 6 digits for a county, 9 for a township, 12 for a vil
 from __future__ import annotations
 
 import difflib
-import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
 import pandas as pd
+from covplan import settings
 from covplan.china.names import canonical_level, clean_name, match_names
 from covplan.errors import CoverageError
 
@@ -82,10 +82,7 @@ def data_dir() -> Path:
     CoverageError
         When the folder does not hold ``admin_units_nbs2016.csv``.
     """
-    folder = Path(
-        os.environ.get("COVPLAN_CHINA_DATA")
-        or str(resources.files("covplan.china") / "tables")
-    )
+    folder = settings.china_data_dir() or Path(str(resources.files("covplan.china") / "tables"))
     if not (folder / "admin_units_nbs2016.csv").is_file():
         raise CoverageError(
             f"NBS tables not found in {folder}: set COVPLAN_CHINA_DATA to the folder holding "

@@ -2,7 +2,8 @@
 
 Exit codes: 0 every standard met, 1 some standard failed, 2 bad input (the message says what,
 where and how to fix it; no traceback; nothing is written), 3 an unexpected failure (a bug:
-rerun with ``-v`` for the traceback). Progress goes to standard error and is silenced by
+rerun with ``-v`` for the traceback), 130 stopped by Ctrl-C (the message names what finished);
+see :mod:`covplan.cli.exit_codes`. Progress goes to standard error and is silenced by
 ``-q``, as are warnings; results go to standard output.
 """
 
@@ -16,12 +17,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-from covplan.batch import (
+from covplan import settings
+from covplan.batch import BatchInterrupted, load_job_scenario
+from covplan.cli.exit_codes import (
     EXIT_BAD_INPUT,
-    EXIT_CRASHED,
-    EXIT_FAIL,
-    EXIT_PASS,
-    load_job_scenario,
+    EXIT_FAILED,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    exit_code_for,
 )
 from covplan.errors import CoverageError
 from covplan.progress import Steps
@@ -30,7 +34,8 @@ if TYPE_CHECKING:
     from covplan.results import RunResult
     from covplan.scenario import Scenario
 
-__all__ = ["EXIT_BAD_INPUT", "EXIT_CRASHED", "EXIT_FAIL", "EXIT_PASS", "main"]
+__all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_INTERNAL", "EXIT_INTERRUPTED", "EXIT_OK",
+           "main"]
 
 
 class _Group(click.Group):
@@ -65,6 +70,13 @@ class _Group(click.Group):
                 ctx.exit(EXIT_BAD_INPUT)
             except (click.exceptions.Exit, click.ClickException, click.Abort):
                 raise
+            except KeyboardInterrupt as exc:  # Ctrl-C: say what finished, exit 130
+                click.echo(
+                    exc.describe() if isinstance(exc, BatchInterrupted) else
+                    "Interrupted (Ctrl-C) before the command finished; no outputs were written.",
+                    err=True,
+                )
+                ctx.exit(EXIT_INTERRUPTED)
             except Exception as exc:  # noqa: BLE001 - no traceback unless asked for
                 if verbose:
                     click.echo(traceback.format_exc(), err=True)
@@ -73,7 +85,7 @@ class _Group(click.Group):
                     "-v for the traceback and report it.",
                     err=True,
                 )
-                ctx.exit(EXIT_CRASHED)
+                ctx.exit(EXIT_INTERNAL)
 
 
 def _show_warning(
@@ -94,7 +106,8 @@ def _steps(ctx: click.Context) -> Steps:
 def _scenario_options(func: Any) -> Any:
     func = click.option(
         "--set", "assignments", multiple=True, metavar="KEY=VALUE",
-        help="Override a scenario value, e.g. --set standards[0].minutes=20 (repeatable).",
+        help="Override a scenario value by key path or rule id, e.g. --set BZ-12.minutes=20 "
+             "or --set inputs.network.buffer_m=3000 (repeatable).",
     )(func)
     func = click.option(
         "--lang", type=click.Choice(["en", "zh"]), default=None,
@@ -111,6 +124,15 @@ def _load(
     path: str, assignments: tuple[str, ...], lang: str | None, modes: tuple[str, ...]
 ) -> Scenario:
     return load_job_scenario(path, assignments=assignments, language=lang, modes=modes)
+
+
+def _check_out(loaded: Scenario, out: str | None, replaces: list[str] | None = None) -> Path:
+    """Refuse, before anything is computed, an output folder that is or holds an input."""
+    from covplan.outputs import check_output_dir, scenario_input_paths
+
+    folder = Path(out) if out else Path(loaded.outputs["dir"])
+    check_output_dir(folder, scenario_input_paths(loaded), replaces=replaces)
+    return folder
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -169,31 +191,32 @@ def audit(
     With several scenarios each writes into OUT/<scenario file name>; one broken scenario is
     reported and does not stop the others; the exit code is the worst of all.
     """
-    from covplan.batch import expand_scenarios, run_many
+    from covplan.batch import expand_scenarios, run_many, summary_line
 
     paths = expand_scenarios(scenarios)
     steps = _steps(ctx)
     if len(paths) == 1 and scheduler is None:
-        result, folder = _run_one(paths[0], out, assignments, lang, modes, new_sites, steps)
+        try:
+            result, folder = _run_one(paths[0], out, assignments, lang, modes, new_sites, steps)
+        except KeyboardInterrupt:
+            raise BatchInterrupted([], [str(paths[0])], []) from None
         _print_summary(result, folder, steps)
-        ctx.exit(EXIT_PASS if result.all_pass else EXIT_FAIL)
+        ctx.exit(EXIT_OK if result.all_pass else EXIT_FAILED)
     outcomes = run_many(
         paths, out_root=Path(out) if out else None, jobs=jobs, scheduler=scheduler,
         assignments=assignments, language=lang, modes=modes, new_sites=new_sites, steps=steps,
     )
-    worst = EXIT_PASS
     for outcome in outcomes:
         if outcome.error:
             click.echo(f"Error in {outcome.scenario}:\n{outcome.error.rstrip()}", err=True)
         elif steps.verbosity:
             click.echo(outcome.line())
-        worst = max(worst, outcome.exit_code)
+        if outcome.retried and steps.verbosity:
+            click.echo(f"Note: {Path(outcome.scenario).name} was run again in a fresh process "
+                       f"({outcome.retry_reason}); final status: {outcome.status}", err=True)
     if steps.verbosity:
-        bad = [o for o in outcomes if o.error]
-        click.echo(f"{len(outcomes) - len(bad)} of {len(outcomes)} scenarios ran"
-                   + (f"; failed to run: {', '.join(Path(o.scenario).name for o in bad)}"
-                      if bad else ""))
-    ctx.exit(worst)
+        click.echo(summary_line(outcomes))
+    ctx.exit(exit_code_for(outcomes))
 
 
 def _run_one(
@@ -207,8 +230,9 @@ def _run_one(
 ) -> tuple[RunResult, Path]:
     from covplan.batch import run_and_write
 
-    return run_and_write(_load(path, assignments, lang, modes), out, steps=steps,
-                         new_sites=new_sites)
+    loaded = _load(path, assignments, lang, modes)
+    _check_out(loaded, out)
+    return run_and_write(loaded, out, steps=steps, new_sites=new_sites)
 
 
 def _print_summary(result: RunResult, folder: Path, steps: Steps) -> None:
@@ -281,6 +305,7 @@ def site(
     from covplan.siting.session import SitingSession
 
     loaded = _load(scenario, assignments, lang, modes)
+    _check_out(loaded, out, ["proposals.geojson", "proposals.csv"])
     steps = _steps(ctx)
     rules = rules_for_scenario(loaded)
     access = road_access(loaded, load_inputs(loaded, steps=steps), steps=steps)
@@ -314,6 +339,7 @@ def map_(
     from covplan.pipeline import run_scenario
 
     loaded = _load(scenario, assignments, lang, modes)
+    _check_out(loaded, out, ["map.html"])
     steps = _steps(ctx)
     result = run_scenario(loaded, steps=steps)
     folder = Path(out) if out else Path(loaded.outputs["dir"])
@@ -323,6 +349,24 @@ def map_(
             formats=["map.html"],
         )
     click.echo(f"Map written to {written['map.html']}")
+
+
+@main.command()
+@click.option("--out", "out", type=click.Path(dir_okay=False), default=None,
+              help="Write the schema to this file instead of standard output.")
+def schema(out: str | None) -> None:
+    """Print the JSON Schema of scenario files (for editor completion, e.g. Taplo)."""
+    from covplan.scenario import scenario_json_schema
+
+    text = json.dumps(scenario_json_schema(), ensure_ascii=False, indent=2)
+    if out is None:
+        click.echo(text)
+        return
+    from covplan.outputs.atomic import atomic_path
+
+    with atomic_path(Path(out)) as tmp:
+        Path(tmp).write_text(text + "\n", encoding="utf-8")
+    click.echo(f"Scenario schema written to {out}", err=True)
 
 
 @main.command()
@@ -380,11 +424,15 @@ def data() -> None:
               help="Language of the written scenario.")
 @click.option("--timeout", type=float, default=60.0, show_default=True,
               help="Network timeout in seconds.")
+@click.option("--deadline", "deadline", type=click.FloatRange(min=0, min_open=True),
+              default=3600.0, show_default=True, metavar="SECONDS",
+              help="Time the download may take in all, across restarts; a partial file is kept "
+                   "to be resumed.")
 @click.pass_context
 def fetch(
     ctx: click.Context, district: str | None, out: str, pbf: str | None, url: str | None,
     relation_id: int | None, boundary_file: str | None, boundary_name: str | None,
-    buffer_m: float, lang: str, timeout: float,
+    buffer_m: float, lang: str, timeout: float, deadline: float,
 ) -> None:
     """Download and cut open data for DISTRICT (NBS code or Chinese name); write a scenario."""
     from covplan.china.fetch import fetch_district
@@ -405,7 +453,7 @@ def fetch(
             result = fetch_district(
                 district, out_dir=Path(out), pbf=pbf, url=url, relation_id=relation_id,
                 boundary_file=boundary_file, boundary_name=boundary_name, buffer_m=buffer_m,
-                language=lang, timeout=timeout, progress=progress,
+                language=lang, timeout=timeout, progress=progress, deadline=deadline,
             )
     finally:
         if "bar" in bar:
@@ -414,6 +462,50 @@ def fetch(
         f"{len(result.townships)} townships, {len(result.facilities)} facilities, "
         f"{len(result.places)} places; scenario written to {result.scenario}"
     )
+
+
+
+@main.command(name="app")
+@click.option("--port", type=click.IntRange(1, 65535), default=8501, show_default=True,
+              help="Port the app listens on.")
+@click.option("--address", default="127.0.0.1", show_default=True,
+              help="Address the app listens on (0.0.0.0 serves every network interface).")
+@click.option("--scenarios", "scenarios", type=click.Path(file_okay=False), default=None,
+              help="Folder of the demo scenarios (*.toml) [default: ./data/scenarios if it "
+                   "exists, else COVPLAN_SCENARIOS].")
+def app_command(port: int, address: str, scenarios: str | None) -> None:
+    """Start the planners' web app (Streamlit) at http://ADDRESS:PORT."""
+    import os
+    import subprocess
+    from importlib import resources
+
+    script = Path(str(resources.files("covplan.app").joinpath("main.py")))
+    if not script.is_file():
+        raise CoverageError(
+            f"the app's page {script.name} is missing from the installed package; reinstall "
+            "coverage-planner"
+        )
+    changes: dict[str, str] = {}
+    folder = Path(scenarios) if scenarios else Path.cwd() / "data" / "scenarios"
+    if scenarios is not None and not folder.is_dir():
+        raise CoverageError(
+            f"--scenarios {scenarios}: no such folder; name a folder of scenario files (*.toml)"
+        )
+    if folder.is_dir():
+        changes["COVPLAN_SCENARIOS"] = str(folder.resolve())
+    env = settings.child_environment(**changes)
+    command = [
+        sys.executable, "-m", "streamlit", "run", str(script),
+        "--server.headless", "true", "--browser.gatherUsageStats", "false",
+        "--server.port", str(port), "--server.address", address,
+    ]
+    click.echo(f"Starting the app at http://{address}:{port} (Ctrl+C stops it)", err=True)
+    if os.name == "posix":  # the server takes this process's place: signals reach it
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execve(sys.executable, command, env)
+    else:  # pragma: no cover - no exec on Windows
+        sys.exit(subprocess.run(command, env=env, check=False).returncode)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,12 +7,14 @@ siting session and the what-if ask; :class:`NetworkSpec` says where its roads co
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+from covplan import settings
 from covplan.engine.attach import Attachment, attach
 from covplan.engine.modes import Mode
 from covplan.engine.network import RoadNetwork, build_network, network_from_place
@@ -23,6 +25,7 @@ from covplan.progress import Steps
 
 __all__ = [
     "DEFAULT_BUFFER_M", "DEFAULT_MAX_SNAP_M", "NetworkSpec", "RoadAccess", "SharedRoadAccess",
+    "access_for_networks",
 ]
 
 #: Metres the road network reaches beyond the study area (trips may leave it and come back).
@@ -143,7 +146,8 @@ class RoadAccess:
                         study_area=self.inputs.study_area,
                         buffer_m=spec.buffer_m,
                         dem=spec.dem,
-                        **({"cache_dir": spec.cache_dir} if spec.cache_dir is not None else {}),
+                        cache_dir=(spec.cache_dir if spec.cache_dir is not None
+                                   else settings.network_cache_dir()),
                     )
                 self.steps.detail(net.report.summary())
             self._networks[mode] = net
@@ -187,6 +191,25 @@ class RoadAccess:
             out["facility_id"] = np.where(found, ids[np.clip(result.source, 0, None)], None)
         self._answers[key] = out
         return out
+
+
+def access_for_networks(networks: Mapping[str, RoadNetwork], inputs: Inputs, *,
+                        max_snap_m: float = DEFAULT_MAX_SNAP_M) -> RoadAccess:
+    """Return a :class:`RoadAccess` over networks already built (or made from a graph).
+
+    Parameters
+    ----------
+    networks
+        Travel mode name -> its road network.
+    inputs
+        The layers to answer for.
+    max_snap_m
+        Points farther than this from a road are unreachable.
+    """
+    spec = NetworkSpec(source="in-memory", max_snap_m=max_snap_m)
+    access = RoadAccess(spec, inputs, modes={name: net.mode for name, net in networks.items()})
+    access._networks.update(networks)
+    return access
 
 
 class SharedRoadAccess(RoadAccess):

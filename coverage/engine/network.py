@@ -8,19 +8,21 @@ routing hot path uses. The osmnx-style ``networkx.MultiDiGraph`` is built on fir
 Building from ``.osm.pbf``/``.osm`` reads the file once with pyosmium, keeps the ways the mode
 travels on, splits them at intersections (an osmnx-style simplified graph: one edge per way
 piece between junctions, with the full geometry), clips to the study area plus a buffer, and
-keeps the largest strongly connected component. The result is cached on disk, keyed by the
-sha256 of the source file and every setting that changes it.
+keeps the largest strongly connected component. The result is cached on disk
+(:mod:`covplan.engine.cache`: arrays, WKB geometries and a checksummed JSON header, never a
+pickle), keyed by the package version, the sha256 of the source file, the mode table and every
+other setting that changes it, in the ``networks`` folder of the cache folder
+(:func:`covplan.settings.network_cache_dir`, ``COVPLAN_CACHE_DIR``) unless ``cache_dir`` says
+otherwise.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-import pickle
+import enum
 import time
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,8 @@ import networkx as nx
 import numpy as np
 import scipy.sparse as sp
 import shapely
+from covplan import settings
+from covplan.engine import cache
 from covplan.engine.modes import Mode, get_mode, tobler_factor
 from covplan.errors import CoverageError
 from covplan.geo import haversine_m, metric_crs, utm_crs
@@ -38,7 +42,7 @@ from scipy.sparse.csgraph import connected_components
 from shapely.geometry.base import BaseGeometry
 
 __all__ = [
-    "DEFAULT_CACHE_DIR",
+    "SETTINGS_CACHE_DIR",
     "BuildReport",
     "RoadNetwork",
     "build_network",
@@ -47,9 +51,18 @@ __all__ = [
     "network_from_polygon",
 ]
 
-#: Where built networks are cached unless ``cache_dir`` says otherwise.
-DEFAULT_CACHE_DIR = Path(os.environ.get("COVERAGE_CACHE_DIR", "~/.cache/coverage-planner"))
-_CACHE_VERSION = "network-v1"
+
+
+class _CacheDefault(enum.Enum):
+    SETTINGS = "the settings' network cache folder"
+
+
+#: ``build_network(cache_dir=...)``'s default: :func:`covplan.settings.network_cache_dir`, read
+#: at each call (so ``COVPLAN_CACHE_DIR`` set after import counts).
+SETTINGS_CACHE_DIR = _CacheDefault.SETTINGS
+#: Arrays of the cache file kept as WKB; the fields of the header.
+_CACHE_GEOMETRY = ("geometry", "seg_geometry")
+_CACHE_HEADER_FIELDS = ("mode", "crs", "report")
 _MIN_WEIGHT = 1e-6  # csgraph needs strictly positive weights on stored edges
 _ONEWAY_YES = ("yes", "true", "1")
 _ONEWAY_REV = ("-1", "reverse")
@@ -270,7 +283,7 @@ class RoadNetwork:
             )
         return idx
 
-    # -- pickling (the disk cache) --------------------------------------------------------
+    # -- pickling (to another process only: the disk cache never pickles) -----------------
     def __getstate__(self) -> dict[str, Any]:
         state = {k: getattr(self, k) for k in self.__dataclass_fields__}
         state["crs"] = self.crs.to_wkt()
@@ -826,29 +839,6 @@ def network_from_polygon(
 # ---------------------------------------------------------------------------------------------
 # the entry point with the cache
 # ---------------------------------------------------------------------------------------------
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _trusted_cache_file(path: Path) -> bool:
-    """Return True when a cache file may be unpickled (unpickling runs code).
-
-    Only files owned by this user and not writable by others, in a folder not writable by
-    others, are read; anything else is rebuilt from the source instead.
-    """
-    if not hasattr(os, "getuid"):
-        return True
-    for item in (path, path.parent):
-        info = item.stat()
-        if info.st_uid != os.getuid() or info.st_mode & 0o022:
-            return False
-    return True
-
-
 def build_network(
     source: str | Path,
     *,
@@ -857,7 +847,7 @@ def build_network(
     buffer_m: float = 5000.0,
     dem: str | Path | None = None,
     simplify: bool = True,
-    cache_dir: str | Path | None = DEFAULT_CACHE_DIR,
+    cache_dir: str | Path | None | _CacheDefault = SETTINGS_CACHE_DIR,
 ) -> RoadNetwork:
     """Build (or load from the cache) the road network of a mode from a file.
 
@@ -879,7 +869,10 @@ def build_network(
         True (osmnx's default): one edge per way piece between junctions, with its full
         geometry. False: one edge per pair of consecutive OSM nodes.
     cache_dir
-        Directory of the on-disk cache; None disables caching.
+        Directory of the on-disk cache; None disables caching. Default: the ``networks``
+        folder of the cache folder (:func:`covplan.settings.network_cache_dir`). A damaged or
+        unreadable cache file gives an :class:`~covplan.errors.InputWarning` naming it and is
+        rebuilt and overwritten.
 
     Returns
     -------
@@ -907,25 +900,20 @@ def build_network(
         )
     m = get_mode(mode)
     area = _study_polygon(study_area)
-    cache_file = None
+    cache_file = key = None
+    if cache_dir is SETTINGS_CACHE_DIR:
+        cache_dir = settings.network_cache_dir()
     if cache_dir is not None:
-        dem_file = Path(str(dem)) if dem is not None else None
-        parts = [_CACHE_VERSION, _sha256(path), m.settings_key(), f"{buffer_m:g}", str(simplify)]
-        parts.append(shapely.to_wkb(area, hex=True) if area is not None else "")
-        parts.append(_sha256(dem_file) if dem_file is not None and dem_file.is_file() else "")
-        parts.append(str(dem) if dem is not None else "")
-        key = hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
-        cache_file = Path(cache_dir).expanduser() / f"{path.name}.{m.name}.{key}.pkl"
-        if cache_file.is_file() and _trusted_cache_file(cache_file):
-            try:
-                with open(cache_file, "rb") as fh:
-                    net = pickle.load(fh)
-                net.report.from_cache = True
-                net.report.seconds = time.perf_counter() - t0
-                net.report.cache_file = str(cache_file)
-                return net
-            except Exception:  # a stale or truncated cache file is rebuilt
-                pass
+        key = cache.cache_key(
+            path, m, buffer_m=buffer_m, simplify=simplify, study_area=area, dem=dem
+        )
+        cache_file = Path(cache_dir).expanduser() / f"{path.name}.{m.name}.{key}{cache.SUFFIX}"
+        net = _read_cache(cache_file, key=key, mode=m)
+        if net is not None:
+            net.report.from_cache = True
+            net.report.seconds = time.perf_counter() - t0
+            net.report.cache_file = str(cache_file)
+            return net
     if path.suffix.lower() == ".graphml":
         import osmnx as ox
 
@@ -951,14 +939,78 @@ def build_network(
             simplify=simplify,
         )  # fmt: skip
     net.report.seconds = time.perf_counter() - t0
-    if cache_file is not None:
+    if cache_file is not None and key is not None:
         try:
-            cache_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            tmp = cache_file.with_suffix(f".tmp{os.getpid()}")
-            with open(tmp, "wb") as fh:
-                pickle.dump(net, fh, protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(tmp, cache_file)
+            _write_cache(cache_file, net, key=key)
             net.report.cache_file = str(cache_file)
         except OSError:
             pass  # a read-only cache directory only costs a rebuild next time
+    return net
+
+
+def _write_cache(path: Path, net: RoadNetwork, *, key: str) -> None:
+    """Write a network to a cache file (:func:`covplan.engine.cache.write_arrays`)."""
+    arrays = {
+        name: getattr(net, name)
+        for name in net.__dataclass_fields__
+        if name not in _CACHE_HEADER_FIELDS and getattr(net, name) is not None
+    }
+    header = {
+        "crs": net.crs.to_wkt(),
+        "mode": cache.mode_table(net.mode),
+        "report": asdict(net.report),
+    }
+    cache.write_arrays(path, arrays, header, key=key, geometry=_CACHE_GEOMETRY)
+
+
+def _read_cache(path: Path, *, key: str, mode: Mode) -> RoadNetwork | None:
+    """Return the network of a cache file, None if missing or unusable (then warn)."""
+    if not path.is_file():
+        return None
+    try:
+        arrays, header = cache.read_arrays(path, key=key)
+        return _network_from_cache(arrays, header, mode)
+    except (cache.CacheFileError, OSError) as exc:
+        cache.warn_unusable(path, exc)
+        return None
+
+
+def _network_from_cache(
+    arrays: dict[str, np.ndarray], header: dict[str, Any], mode: Mode
+) -> RoadNetwork:
+    """Assemble and check a :class:`RoadNetwork` from a cache file's arrays and header.
+
+    Raises
+    ------
+    covplan.engine.cache.CacheFileError
+        If anything is missing, of another mode table, or of inconsistent sizes.
+    """
+    if header.get("mode") != cache.mode_table(mode):
+        raise cache.CacheFileError("it was built with another mode table")
+    try:
+        crs = CRS.from_wkt(header["crs"])
+        report = BuildReport(**header["report"])
+        net = RoadNetwork(mode=mode, crs=crs, report=report, **arrays)
+    except Exception as exc:  # missing/extra fields (TypeError, KeyError), bad CRS text
+        raise cache.CacheFileError(
+            f"its contents are incomplete ({type(exc).__name__}: {exc})"
+        ) from exc
+    n, m, s = net.n_nodes, net.n_edges, int(net.seg_fwd.shape[0])
+    shapes = {
+        "lonlat": (n, 2), "xy": (n, 2), "u": (m,), "v": (m,), "length_m": (m,), "time_s": (m,),
+        "highway": (m,), "osmid": (m,), "oneway": (m,), "maxspeed": (m,), "geometry": (m,),
+        "seg_rev": (s,), "seg_start": (s,), "seg_end": (s,), "seg_geometry": (s,),
+    }  # fmt: skip
+    if net.elevation is not None:
+        shapes["elevation"] = (n,)
+    wrong = [name for name, shape in shapes.items() if getattr(net, name).shape != shape]
+    in_range = all(
+        idx.size == 0 or (idx.min() >= low and idx.max() < high)
+        for idx, low, high in ((net.u, 0, n), (net.v, 0, n), (net.seg_start, 0, n),
+                               (net.seg_end, 0, n), (net.seg_fwd, -1, m), (net.seg_rev, -1, m))
+    )  # fmt: skip
+    if wrong or not in_range:
+        raise cache.CacheFileError(
+            f"its arrays do not fit together ({', '.join(wrong) or 'node or edge indices'})"
+        )
     return net

@@ -22,7 +22,6 @@ Limits on untrusted files (uploads, files from many sources):
 from __future__ import annotations
 
 import io
-import os
 import posixpath
 import warnings
 import zipfile
@@ -35,6 +34,7 @@ import numpy as np
 import pandas as pd
 import pyogrio
 import shapely
+from covplan import settings as _settings
 from covplan.errors import CoverageError, InputError, InputWarning, Problem
 from covplan.inputs.crs import canonical_crs, to_wgs84
 from pyproj import CRS, Transformer
@@ -59,11 +59,7 @@ MAX_INPUT_BYTES: dict[str, int] = {
     "scenario": 10 * 1024**2,
 }
 #: Environment variables overriding :data:`MAX_INPUT_BYTES` (a whole number of bytes).
-SIZE_LIMIT_ENV: dict[str, str] = {
-    "network": "COVPLAN_MAX_NETWORK_BYTES",
-    "input": "COVPLAN_MAX_INPUT_BYTES",
-    "scenario": "COVPLAN_MAX_SCENARIO_BYTES",
-}
+SIZE_LIMIT_ENV: dict[str, str] = _settings.SIZE_LIMIT_ENV
 #: Suffixes of the datasets looked for inside a zip file.
 ZIP_DATASET_SUFFIXES = (".shp", ".gpkg", ".geojson", ".json", ".fgb", ".kml", ".gml")
 _SUPPORTED = (
@@ -153,18 +149,8 @@ def size_limit(kind: str = "input") -> int:
         If the environment variable is not a whole number of bytes above 0.
     """
     default = MAX_INPUT_BYTES[kind]
-    name = SIZE_LIMIT_ENV[kind]
-    text = os.environ.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise CoverageError(f"environment variable {name}={text!r} is not a size limit; give a "
-                            f"whole number of bytes above 0 (default {default})")
-    return value
+    value = _settings.size_limit_override(kind, default=default)
+    return default if value is None else value
 
 
 def check_size(path: str | Path, *, role: str, kind: str = "input") -> int:
@@ -618,7 +604,7 @@ def check_columns(columns: Sequence[str], wanted: Mapping[str, str | None],
         raise InputError(missing, source=source.name)
 
 
-def read_layer(path: str | Path, *, role: str, layer: str | None = None,
+def read_layer(path: str | Path | gpd.GeoDataFrame, *, role: str, layer: str | None = None,
                crs: str | None = None, lon_column: str | None = None,
                lat_column: str | None = None, points: bool = True,
                columns: Mapping[str, str | None] | None = None,
@@ -628,7 +614,8 @@ def read_layer(path: str | Path, *, role: str, layer: str | None = None,
     Parameters
     ----------
     path
-        The file (see :data:`TABLE_SUFFIXES` and :data:`VECTOR_SUFFIXES`).
+        The file (see :data:`TABLE_SUFFIXES` and :data:`VECTOR_SUFFIXES`), or a GeoDataFrame
+        already in memory (checked the same way; its CRS is used, ``crs`` if it has none).
     role
         What it is (``"facilities"``, ``"boundaries"``...), for messages.
     layer
@@ -648,6 +635,8 @@ def read_layer(path: str | Path, *, role: str, layer: str | None = None,
     CoverageError
         Missing or unreadable file, empty layer, bad coordinates.
     """
+    if isinstance(path, gpd.GeoDataFrame):
+        return _from_memory(path, role=role, crs=crs, columns=columns)
     p = require_file(path, role=role)
     suffix = p.suffix.lower()
     if suffix == ".xls":
@@ -683,6 +672,19 @@ def read_layer(path: str | Path, *, role: str, layer: str | None = None,
     gdf.attrs["source"] = str(p)
     gdf.attrs["encoding"] = source.encoding
     return gdf, source
+
+
+def _from_memory(gdf: gpd.GeoDataFrame, *, role: str, crs: str | None,
+                 columns: Mapping[str, str | None] | None) -> tuple[gpd.GeoDataFrame, Source]:
+    source = Source(Path(f"{role} GeoDataFrame"), "vector")
+    _require_rows(gdf, source, role)
+    check_columns([c for c in gdf.columns if c != gdf.geometry.name], columns or {}, source)
+    out = gdf.reset_index(drop=True).copy()
+    out["_row"] = np.arange(1, len(out) + 1)
+    out = vector_to_wgs84(out, source=source, crs=crs)
+    out.attrs["source"] = source.name
+    out.attrs["encoding"] = ""
+    return out, source
 
 
 def _require_rows(df: pd.DataFrame, source: Source, role: str) -> None:

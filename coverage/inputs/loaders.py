@@ -181,7 +181,7 @@ def _finish(gdf: gpd.GeoDataFrame, canonical: dict[str, pd.Series | list[object]
 
 # ----------------------------------------------------------------------------------- facilities
 def load_facilities(
-    path: str | Path,
+    path: str | Path | gpd.GeoDataFrame,
     *,
     crs: str | None = None,
     id_column: str | None = None,
@@ -197,7 +197,8 @@ def load_facilities(
     Parameters
     ----------
     path
-        CSV/Excel with longitude/latitude columns, GeoJSON, GeoPackage, Shapefile or zip.
+        CSV/Excel with longitude/latitude columns, GeoJSON, GeoPackage, Shapefile or zip, or a
+        GeoDataFrame in memory (checked like a file).
     crs
         Coordinate system of a table's coordinates (default WGS-84; ``GCJ-02``, ``BD-09``,
         ``CGCS2000`` or an EPSG code), or of a vector file that has none. For vector files
@@ -337,7 +338,7 @@ def _facility_types(gdf: gpd.GeoDataFrame, type_col: str | None,
 
 # ----------------------------------------------------------------------------------- boundaries
 def load_boundaries(
-    path: str | Path,
+    path: str | Path | gpd.GeoDataFrame,
     *,
     id_column: str,
     name_column: str,
@@ -353,7 +354,7 @@ def load_boundaries(
     Parameters
     ----------
     path
-        GeoJSON, GeoPackage, Shapefile or zipped Shapefile of polygons.
+        GeoJSON, GeoPackage, Shapefile or zipped Shapefile of polygons, or a GeoDataFrame.
     id_column, name_column
         Columns holding the unit id (unique) and name.
     level
@@ -419,7 +420,7 @@ def load_boundaries(
 
 # ----------------------------------------------------------------------------------- population
 def load_population(
-    path: str | Path | None = None,
+    path: str | Path | gpd.GeoDataFrame | None = None,
     *,
     kind: str,
     units: gpd.GeoDataFrame | None = None,
@@ -520,7 +521,7 @@ def _population_from_units(units: gpd.GeoDataFrame | None) -> gpd.GeoDataFrame:
     return places
 
 
-def _population_from_points(path: str | Path, *, population_column: str | None,
+def _population_from_points(path: str | Path | gpd.GeoDataFrame, *, population_column: str | None,
                             id_column: str | None, urban_rural_column: str | None,
                             layer: str | None, crs: str | None, lon_column: str | None,
                             lat_column: str | None) -> gpd.GeoDataFrame:

@@ -1,8 +1,11 @@
 """Exports of one run: GeoPackage, CSV/XLSX tables, web and static maps, report, manifest.
 
-:func:`write_outputs` writes every file into a staging folder beside the output folder and
-moves them into place only when all were written (each by an atomic rename), so an
-interrupted run leaves the previous results intact and never a half-written file.
+:func:`write_outputs` writes every file into a staging folder beside the output folder and,
+once all were written, replaces the output folder as a whole by renaming folders (see
+:mod:`covplan.outputs.atomic` for the protocol and its guarantee): a reader, a failed run and
+a killed run all see either the previous complete run or the new complete run, never a mix.
+:func:`check_output_dir` refuses, before anything is computed, an output folder that is or
+contains an input, and a file that cannot be replaced (locked by Excel, read-only).
 
 File names (scripts rely on them): ``results.gpkg``, ``units.csv``, ``units.xlsx``,
 ``places.csv``, ``map.html``, ``map.png``, ``report.html``, ``manifest.json``.
@@ -23,13 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from covplan.errors import CoverageError
+from covplan.outputs import atomic
 from covplan.outputs.atomic import staged_directory
 from covplan.outputs.labels_zh import check_language
 from covplan.outputs.manifest import file_sha256, manifest_digest, manifest_json
 from covplan.progress import Steps
 from covplan.results import RunResult
 
-__all__ = ["OUTPUT_NAMES", "write_outputs"]
+__all__ = ["OUTPUT_NAMES", "check_output_dir", "scenario_input_paths", "write_outputs"]
 
 #: Every output file, in the order they are written (manifest.json last: it hashes the rest).
 OUTPUT_NAMES: tuple[str, ...] = (
@@ -49,6 +53,77 @@ _SHEETS = {
     "places": ("居民点", "places"),
     "manifest": ("运行清单", "manifest"),
 }
+
+
+def scenario_input_paths(scenario: Any) -> dict[str, Path]:
+    """Return every input file or folder of a scenario by role.
+
+    Parameters
+    ----------
+    scenario
+        A :class:`covplan.scenario.Scenario` (any object with its ``path``, ``facilities``,
+        ``boundaries``, ``population`` and ``network`` attributes).
+
+    Returns
+    -------
+    dict of str to pathlib.Path
+        ``scenario``, ``facilities``, ``boundaries`` and, where set, ``population``,
+        ``network`` (when a file, not a download address) and ``dem``.
+    """
+    found: dict[str, Any] = {
+        "scenario": scenario.path,
+        "facilities": scenario.facilities.get("path"),
+        "boundaries": scenario.boundaries.get("path"),
+        "population": scenario.population.get("path"),
+        "network": scenario.network.get("source"),
+        "dem": scenario.network.get("dem"),
+    }
+    return {
+        role: Path(value) for role, value in found.items()
+        if isinstance(value, str | os.PathLike) and "://" not in str(value)
+    }
+
+
+def check_output_dir(
+    out_dir: str | os.PathLike[str],
+    input_paths: Any = (),
+    *,
+    replaces: Iterable[str] | None = None,
+) -> Path:
+    """Check an output folder before a run computes anything; return it resolved.
+
+    Restores or cleans what killed runs left beside it first, then refuses a folder that
+    is or contains an input, is a file or a mount point, or holds a file that cannot be
+    replaced (see :func:`covplan.outputs.atomic.check_output_dir`).
+
+    Parameters
+    ----------
+    out_dir
+        The output folder.
+    input_paths
+        ``{role: path}`` of the run's inputs (e.g. :func:`scenario_input_paths`), or paths.
+    replaces
+        File names the run writes; default :data:`OUTPUT_NAMES`.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder, absolute.
+
+    Raises
+    ------
+    InputError
+        If the output folder is or contains an input.
+    CoverageError
+        If it cannot be replaced (the message names the file).
+
+    Examples
+    --------
+    >>> check_output_dir(out, scenario_input_paths(scenario))  # doctest: +SKIP
+    """
+    return atomic.check_output_dir(
+        out_dir, input_paths, replaces=OUTPUT_NAMES if replaces is None else replaces
+    )
 
 
 def _select(formats: Iterable[str] | None) -> list[str]:
@@ -132,9 +207,10 @@ def write_outputs(
     result
         The run.
     out_dir
-        Output folder; created when missing. Files of earlier runs with other names are
-        kept; files with the names written here are replaced only once every file of this
-        call was written.
+        Output folder; created when missing. It is replaced as a whole once every file of
+        this call was written; files in it with other names are kept (linked into the new
+        folder). It must not be, nor contain, an input of the run (as named in
+        ``result.manifest["inputs"]``).
     language
         ``"zh"`` or ``"en"``; default the run's language.
     formats
@@ -150,15 +226,18 @@ def write_outputs(
     Raises
     ------
     CoverageError
-        For an unknown format or language, or when a writer fails (``out_dir`` is then
-        unchanged).
+        For an unknown format or language, an output folder that is or contains an input,
+        a file that cannot be replaced (locked, read-only), or when a writer fails
+        (``out_dir`` is then unchanged).
     """
     lang = check_language(language or result.language)
     names = _select(formats)
     out_dir = Path(out_dir)
     manifest = dict(result.manifest)
     writers = _writers(result, lang, manifest)
-    with staged_directory(out_dir) as staging:
+    inputs = manifest.get("inputs")
+    check_output_dir(out_dir, inputs if isinstance(inputs, dict) else (), replaces=names)
+    with staged_directory(out_dir, replaces=names) as staging:
         files = [n for n in names if n != "manifest.json"]
         shown = steps.bar(files, "Writing outputs", total=len(files)) if steps else files
         for name in shown:

@@ -1,32 +1,91 @@
-"""Atomic file writes: write beside the target, then rename over it in one step.
+"""All-or-nothing writes: of one file (:func:`atomic_path`) and of a whole output folder.
 
-A reader (or the next run) sees either the previous complete file or the new complete
-file, never a half-written one. :func:`staged_directory` extends this to a set of files:
-every file of a run is written into a hidden staging folder beside the output folder and
-only moved into place, each by an atomic rename, once all of them were written.
+One file
+    :func:`atomic_path` writes beside the target and renames over it in one step: a reader
+    sees the previous complete file or the new complete file, never a half-written one.
+
+A whole output folder
+    :func:`staged_directory` writes every file of a run into a hidden *sibling* folder
+    ``<parent>/.<name>.staging-<pid>-<random>`` (same file system as the target, never a
+    temporary folder elsewhere, so the renames below never cross devices) and then replaces
+    the output folder **as a whole** by renaming folders, never file by file.
+
+The switch protocol (:func:`switch_directory`)
+    0. *Recover* (:func:`recover_output_dir`, run first by :func:`check_output_dir` and
+       :func:`staged_directory`): hidden ``.<name>.staging-<pid>-*`` and
+       ``.<name>.previous-<pid>-*`` folders of processes that no longer run are left-overs of
+       killed runs. If the output folder is missing and such a ``.previous`` folder exists,
+       it is renamed back to the output folder; then the remaining left-overs are deleted.
+    1. *Check* before anything is replaced (:func:`check_replaceable`): the output folder
+       and its parent are writable, and every file the run replaces can be opened for
+       writing. A file locked by another program (Excel keeps ``units.xlsx`` locked),
+       read-only or immutable stops the run with a :class:`~covplan.errors.CoverageError`
+       naming it.
+    2. *Write* every file into the staging folder; files of the output folder this run does
+       not write (an earlier ``proposals.csv``, notes of the user) are hard-linked into it
+       (copied where links are impossible), so they survive the switch unchanged; files and
+       folder are flushed to disk (``fsync``).
+    3. *Switch*: with no output folder yet, rename staging -> output folder. Otherwise, on
+       Linux, ``renameat2(RENAME_EXCHANGE)`` swaps the two folders in one atomic step (the
+       previous run then sits under the staging name and is deleted). Elsewhere, or on file
+       systems without the exchange: rename output -> ``.<name>.previous-<pid>-<random>``,
+       rename staging -> output (if this fails, previous is renamed back and the error
+       raised), then delete previous.
+
+Guarantee
+    At every moment the output folder's name holds either the complete previous run or the
+    complete new run: each step that changes what the name points to is one rename of a
+    whole folder, so a reader never sees a mix of two runs and a failed or killed run never
+    leaves a half-replaced folder. The one exception is the two-rename switch (no atomic
+    exchange): between its two renames the name is briefly *absent* while the complete
+    previous run sits in ``.<name>.previous-<pid>-*``; a kill exactly there leaves that
+    folder, and the next run (or :func:`recover_output_dir`) renames it back before it does
+    anything else. A kill at any other moment leaves only hidden staging or previous folders
+    that the next run deletes. Nothing is ever written into the output folder in place.
+
+Limits
+    Left-overs are recognised by the process id in their name: those of a process that is
+    still running (a concurrent run, or a reused id) are left alone until it ends. An output
+    folder that is itself a mount point cannot be renamed and is refused before anything is
+    computed (write into a folder inside the mount instead).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
+import functools
 import os
+import re
 import secrets
 import shutil
-import tempfile
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
-from covplan.errors import CoverageError
+from covplan.errors import CoverageError, InputError, Problem
 
 __all__ = [
     "atomic_path",
     "atomic_write_bytes",
     "atomic_write_text",
+    "check_output_dir",
+    "check_replaceable",
+    "recover_output_dir",
     "staged_directory",
+    "switch_directory",
 ]
 
 #: Side files SQLite/GDAL may leave next to a GeoPackage being written.
 _SIDECARS = ("-journal", "-wal", "-shm")
+
+#: ``renameat2`` flag and "relative to the current folder" descriptor (Linux ABI values).
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+#: A temporary folder of :func:`atomic_path` (``.<name>.tmp-<pid>-<hex>``).
+_ATOMIC_TMP = re.compile(r"^\..+\.tmp-\d+-[0-9a-f]+$")
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -112,10 +171,6 @@ def atomic_write_text(
     return atomic_write_bytes(target, text.encode(encoding))
 
 
-def _staging_prefix(out_dir: Path) -> str:
-    return f".{out_dir.name}.staging-"
-
-
 def _pid_alive(pid: int) -> bool:
     if pid <= 0:
         return False
@@ -130,63 +185,398 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _remove_stale_staging(out_dir: Path) -> None:
-    """Remove staging folders left by runs that were killed (their process is gone)."""
-    _remove_stale(out_dir.parent, _staging_prefix(out_dir))
-
-
 def _remove_stale(folder: Path, prefix: str) -> None:
     """Remove ``folder/<prefix><pid>-*`` folders whose process no longer exists."""
-    for entry in folder.iterdir():
+    for entry in _stale(folder, prefix):
+        shutil.rmtree(entry, ignore_errors=True)
+
+
+def _stale(folder: Path, prefix: str) -> list[Path]:
+    """Return the ``folder/<prefix><pid>-*`` folders whose process no longer exists."""
+    found = []
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return []
+    for entry in entries:
         if not entry.name.startswith(prefix):
             continue
         pid_text = entry.name[len(prefix):].split("-", 1)[0]
-        if entry.is_dir() and pid_text.isdigit() and not _pid_alive(int(pid_text)):
-            shutil.rmtree(entry, ignore_errors=True)
+        if (entry.is_dir() and not entry.is_symlink() and pid_text.isdigit()
+                and not _pid_alive(int(pid_text))):
+            found.append(entry)
+    return found
 
 
-@contextlib.contextmanager
-def staged_directory(out_dir: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield an empty staging folder beside ``out_dir``; on success move its files into place.
+def _staging_prefix(out_dir: Path) -> str:
+    return f".{out_dir.name}.staging-"
 
-    Every regular file the block leaves in the staging folder is moved into ``out_dir``
-    with :func:`os.replace` (atomic per file, same file system because the staging folder
-    is a sibling). Nothing is moved if the block raises, so ``out_dir`` keeps the previous
-    results. The staging folder is always removed; folders left by killed runs (whose
-    process no longer exists) are cleaned at the next call.
+
+def _previous_prefix(out_dir: Path) -> str:
+    return f".{out_dir.name}.previous-"
+
+
+def _sibling(out_dir: Path, prefix: str) -> Path:
+    """Create and return a new empty folder ``<parent>/<prefix><pid>-<random>``."""
+    while True:
+        path = out_dir.parent / f"{prefix}{os.getpid()}-{secrets.token_hex(6)}"
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise CoverageError(
+                f"cannot create the staging folder {path}: {exc.strerror or exc} (the folder "
+                f"{out_dir.parent} must be writable; choose another output folder)"
+            ) from exc
+        return path
+
+
+def recover_output_dir(out_dir: str | os.PathLike[str]) -> Path | None:
+    """Restore or clean what killed runs left beside ``out_dir``; return a restored folder.
+
+    If ``out_dir`` is missing and a ``.<name>.previous-<pid>-*`` folder of a process that no
+    longer runs exists (a run killed between the two renames of the switch), the newest is
+    renamed back to ``out_dir``. Then the staging and previous folders of dead processes are
+    deleted. Folders of live processes are left alone.
 
     Parameters
     ----------
     out_dir
-        The output folder; created (with parents) when missing.
+        The output folder.
+
+    Returns
+    -------
+    pathlib.Path or None
+        The ``.previous`` folder that was renamed back to ``out_dir``, or None.
+    """
+    out_dir = Path(out_dir)
+    if not out_dir.parent.is_dir():
+        return None
+    restored = None
+    previous = _stale(out_dir.parent, _previous_prefix(out_dir))
+    if previous and not os.path.lexists(out_dir):
+        newest = max(previous, key=lambda p: p.stat().st_ctime_ns)
+        try:
+            os.rename(newest, out_dir)
+        except OSError as exc:
+            raise CoverageError(
+                f"the output folder {out_dir} is missing and the previous run is kept in "
+                f"{newest}, which could not be renamed back ({exc.strerror or exc}); rename "
+                f"it to {out_dir.name} by hand"
+            ) from exc
+        _fsync_dir(out_dir.parent)
+        restored = newest
+        previous.remove(newest)
+    for folder in previous + _stale(out_dir.parent, _staging_prefix(out_dir)):
+        shutil.rmtree(folder, ignore_errors=True)
+    return restored
+
+
+def _is_mount(out_dir: Path) -> bool:
+    try:
+        return os.path.ismount(out_dir) or out_dir.stat().st_dev != out_dir.parent.stat().st_dev
+    except OSError:
+        return False
+
+
+def _check_folder(out_dir: Path) -> None:
+    """Refuse an output path that is a file or a mount point."""
+    if os.path.lexists(out_dir) and not out_dir.is_dir():
+        raise CoverageError(
+            f"output path {out_dir} exists and is not a folder (choose a folder with --out "
+            "or outputs.dir)"
+        )
+    if out_dir.is_dir() and _is_mount(out_dir.resolve()):
+        raise CoverageError(
+            f"output folder {out_dir} is a mount point: outputs replace the folder as a whole "
+            f"by renaming it, which a mount point cannot be; write into a folder inside it, "
+            f"e.g. --out {out_dir / 'results'}"
+        )
+
+
+def check_replaceable(out_dir: str | os.PathLike[str], names: Iterable[str] = ()) -> None:
+    """Check that a run could replace ``out_dir`` and its files ``names``; change nothing.
+
+    Parameters
+    ----------
+    out_dir
+        The output folder (it may not exist yet).
+    names
+        File names in ``out_dir`` the run replaces.
+
+    Raises
+    ------
+    CoverageError
+        Naming the folder or file that cannot be replaced: the folder or its parent is not
+        writable, or a file cannot be opened for writing (locked by another program such
+        as Excel, read-only, immutable) or is a folder.
+    """
+    out_dir = Path(out_dir)
+    _check_folder(out_dir)
+    parent = out_dir.parent
+    if parent.is_dir() and not os.access(parent, os.W_OK):
+        raise CoverageError(
+            f"cannot write the output folder {out_dir}: its parent {parent} is not writable "
+            "(choose another output folder)"
+        )
+    if not out_dir.is_dir():
+        return
+    if not os.access(out_dir, os.W_OK):
+        raise CoverageError(
+            f"cannot replace the output folder {out_dir}: it is not writable (read-only or "
+            "locked); make it writable or choose another output folder"
+        )
+    for name in names:
+        path = out_dir / name
+        if path.is_dir():
+            raise CoverageError(
+                f"cannot replace {path}: it is a folder (move it away or choose another "
+                "output folder)"
+            )
+        if not path.is_file():
+            continue
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except OSError as exc:
+            raise CoverageError(
+                f"cannot replace {path}: {exc.strerror or exc} (it is open in another "
+                "program, read-only or locked; close it, e.g. in Excel, or make it writable, "
+                "then rerun; the previous outputs were left unchanged)"
+            ) from exc
+        os.close(fd)
+
+
+def _input_items(input_paths: Mapping[str, object] | Iterable[object]
+                 ) -> list[tuple[str, Path]]:
+    """Return ``(label, path)`` of every input given as a path (URLs and None skipped)."""
+    items = (((f"{role} input", p) for role, p in input_paths.items())
+             if isinstance(input_paths, Mapping) else (("input", p) for p in input_paths))
+    found = []
+    for role, value in items:
+        if isinstance(value, Mapping):
+            value = value.get("path")
+        if value is None or (isinstance(value, str) and "://" in value):
+            continue
+        if isinstance(value, str | os.PathLike):
+            found.append((str(role), Path(value).expanduser()))
+    return found
+
+
+def check_output_dir(
+    out_dir: str | os.PathLike[str],
+    input_paths: Mapping[str, object] | Iterable[object] = (),
+    *,
+    replaces: Iterable[str] = (),
+    recover: bool = True,
+) -> Path:
+    """Check an output folder before anything is computed; return it resolved.
+
+    Parameters
+    ----------
+    out_dir
+        The output folder.
+    input_paths
+        The run's inputs: ``{role: path}`` (a value may also be ``{"path": ...}``, as in a
+        run manifest's ``inputs``) or a list of paths. None and URLs are skipped.
+    replaces
+        File names the run will replace (checked with :func:`check_replaceable`).
+    recover
+        First restore or clean what killed runs left (:func:`recover_output_dir`).
+
+    Returns
+    -------
+    pathlib.Path
+        ``out_dir``, absolute with links resolved.
+
+    Raises
+    ------
+    InputError
+        If the output folder is, or contains, an input file or folder: replacing the
+        folder would replace the input.
+    CoverageError
+        If the output path is a file or a mount point, or cannot be replaced.
+    """
+    out = Path(out_dir).expanduser().resolve()
+    problems = []
+    for role, path in _input_items(input_paths):
+        resolved = path.resolve()
+        if resolved == out or out in resolved.parents:
+            how = "is" if resolved == out else "contains"
+            problems.append(Problem(
+                f"output folder {out}",
+                f"it {how} the {role} {resolved}; the outputs replace the whole folder, "
+                "which would replace or delete the input",
+                "choose an output folder that holds no input, e.g. a new folder "
+                f"{out / 'out'} or set --out / outputs.dir",
+            ))
+    if problems:
+        raise InputError(problems, source="the output folder")
+    if recover:
+        recover_output_dir(out)
+    check_replaceable(out, replaces)
+    return out
+
+
+@functools.cache
+def _renameat2() -> Callable[..., int] | None:
+    """Return the C library's ``renameat2`` (Linux, glibc 2.28+), or None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        func = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return None
+    func.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
+                     ctypes.c_uint]
+    func.restype = ctypes.c_int
+    return func  # type: ignore[no-any-return]
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap folders ``a`` and ``b`` in one atomic step; False where that is unsupported."""
+    func = _renameat2()
+    if func is None:
+        return False
+    if func(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP):
+        return False  # a file system or kernel without the exchange: use two renames
+    raise OSError(code, os.strerror(code), str(b))
+
+
+def switch_directory(staging: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> None:
+    """Replace folder ``out_dir`` by folder ``staging`` (a sibling) as a whole.
+
+    See the module docstring for the protocol and its guarantee.
+
+    Raises
+    ------
+    CoverageError
+        If a rename fails; ``out_dir`` then still holds the previous run.
+    """
+    staging, out_dir = Path(staging), Path(out_dir)
+    where = out_dir.parent
+    try:
+        if not os.path.lexists(out_dir):
+            os.rename(staging, out_dir)
+        elif _exchange(staging, out_dir):
+            _fsync_dir(where)
+            shutil.rmtree(staging, ignore_errors=True)  # now the previous run
+        else:
+            previous = where / f"{_previous_prefix(out_dir)}{os.getpid()}-{secrets.token_hex(6)}"
+            os.rename(out_dir, previous)
+            try:
+                os.rename(staging, out_dir)
+            except BaseException:
+                try:
+                    os.rename(previous, out_dir)
+                except OSError as exc:
+                    raise CoverageError(
+                        f"the previous outputs are kept in {previous} and could not be moved "
+                        f"back to {out_dir} ({exc.strerror or exc}); rename the folder by "
+                        "hand (the next run also does)"
+                    ) from exc
+                raise
+            _fsync_dir(where)
+            shutil.rmtree(previous, ignore_errors=True)
+    except OSError as exc:
+        named = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        raise CoverageError(
+            f"cannot replace the output folder {out_dir}: {exc.strerror or exc}{named}; a "
+            "file in it may be open in another program (close it) or the folder is "
+            "read-only; the previous outputs were left unchanged"
+        ) from exc
+    _fsync_dir(where)
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst, follow_symlinks=False)
+    except OSError:
+        shutil.copy2(src, dst, follow_symlinks=False)
+
+
+def _carry_over(out_dir: Path, staging: Path) -> None:
+    """Link into ``staging`` every entry of ``out_dir`` this run did not write."""
+    written = {p.name for p in staging.iterdir()}
+    skip = written | {name + s for name in written for s in _SIDECARS}
+    for entry in out_dir.iterdir():
+        if entry.name in skip or _ATOMIC_TMP.match(entry.name):
+            continue
+        dest = staging / entry.name
+        if entry.is_symlink():
+            os.symlink(os.readlink(entry), dest)
+        elif entry.is_dir():
+            shutil.copytree(entry, dest, symlinks=True, copy_function=_link_or_copy)
+        else:
+            _link_or_copy(str(entry), str(dest))
+
+
+def _fsync_tree(folder: Path) -> None:
+    for item in folder.rglob("*"):
+        if item.is_file() and not item.is_symlink():
+            with contextlib.suppress(OSError), open(item, "rb") as handle:
+                os.fsync(handle.fileno())
+    _fsync_dir(folder)
+
+
+@contextlib.contextmanager
+def staged_directory(
+    out_dir: str | os.PathLike[str],
+    *,
+    replaces: Iterable[str] = (),
+) -> Iterator[Path]:
+    """Yield an empty staging folder beside ``out_dir``; on success it replaces ``out_dir``.
+
+    What killed runs left is restored or cleaned first (:func:`recover_output_dir`) and
+    the folder is checked (:func:`check_replaceable`, for ``replaces`` and again for every
+    file written). On success, the files of ``out_dir`` the block did not write are linked
+    into the staging folder, which then replaces ``out_dir`` as a whole
+    (:func:`switch_directory`). If the block raises, ``out_dir`` is left exactly as it was.
+    The staging folder is always removed.
+
+    Parameters
+    ----------
+    out_dir
+        The output folder; its parent folders are created when missing. If it is a
+        symbolic link, the folder it points to is replaced (the link stays).
+    replaces
+        File names the block will write, checked before it starts.
 
     Yields
     ------
     pathlib.Path
         The staging folder to write into.
+
+    Raises
+    ------
+    CoverageError
+        If the output path is a file or a mount point, a file to replace is locked, or the
+        switch fails (``out_dir`` then holds the previous run).
     """
-    out_dir = Path(out_dir)
+    out_dir = Path(os.path.realpath(Path(out_dir).expanduser()))  # a link: replace its target
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CoverageError(
             f"cannot create output folder {out_dir}: {exc} (choose a writable folder with --out)"
         ) from exc
-    if not out_dir.is_dir():
-        raise CoverageError(f"output path {out_dir} exists and is not a folder")
-    _remove_stale_staging(out_dir)
-    staging = Path(
-        tempfile.mkdtemp(dir=out_dir.parent, prefix=f"{_staging_prefix(out_dir)}{os.getpid()}-")
-    )
+    recover_output_dir(out_dir)
+    check_replaceable(out_dir, replaces)
+    staging = _sibling(out_dir, _staging_prefix(out_dir))
     try:
         yield staging
-        for item in sorted(staging.iterdir()):
-            if item.is_file():
-                with open(item, "rb+") as handle:
-                    os.fsync(handle.fileno())
-        for item in sorted(staging.iterdir()):
-            if item.is_file() and not item.name.endswith(_SIDECARS):
-                os.replace(item, out_dir / item.name)
-        _fsync_dir(out_dir)
+        for item in list(staging.iterdir()):
+            base = next((item.name[: -len(s)] for s in _SIDECARS if item.name.endswith(s)), None)
+            if base and (staging / base).is_file() and item.is_file():
+                item.unlink()  # a GeoPackage's left-over journal
+        check_replaceable(out_dir, [p.name for p in staging.iterdir()])
+        if out_dir.is_dir():
+            _carry_over(out_dir, staging)
+            shutil.copymode(out_dir, staging)
+        _fsync_tree(staging)
+        switch_directory(staging, out_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -2,7 +2,10 @@
 
 The summary table per rule, the units that fail, the method, the data sources and licences
 and the run manifest (shown, and embedded as ``<script type="application/json"
-id="run-manifest">``). Every value from the data is HTML-escaped; the page has no other
+id="run-manifest">``). Every value from the data goes through
+:func:`covplan.outputs.html_text.escape` (bidi controls dropped, HTML-escaped, braces as
+character references, so the page stays inert even if a template engine reads it) and the
+manifest through :func:`~covplan.outputs.html_text.safe_json_text`; the page has no other
 script and no external resource.
 """
 
@@ -16,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 from covplan.labels import COLUMN_LABELS
-from covplan.outputs.html_text import escape, number
+from covplan.outputs.html_text import escape, number, safe_json_text
 from covplan.outputs.labels_zh import check_language, column_label, status_label, text
 from covplan.outputs.manifest import manifest_json, script_safe_json
 from covplan.outputs.tables import normalise_summary, normalise_unit_results
@@ -143,7 +146,7 @@ def render_report(
         f'<html lang="{"zh-CN" if lang == "zh" else "en"}">\n<head>\n<meta charset="utf-8">\n'
         f"<title>{_e(title)}</title>\n<style>{_CSS}</style>\n"
         '<script type="application/json" id="run-manifest">'
-        f"{script_safe_json(manifest)}</script>\n"
+        f"{safe_json_text(script_safe_json(manifest))}</script>\n"
         "</head>\n<body>\n"
         f"<h1>{_e(title)}</h1>\n"
         f"<p>{_e(text('generated', lang))}: {_e(created)}</p>\n"
@@ -153,7 +156,7 @@ def render_report(
         f"<h2>{_e(text('method', lang))}</h2>\n<p>{_e(text('method_text', lang))}</p>\n"
         f"<h2>{_e(text('sources', lang))}</h2>\n{_sources(manifest, lang)}\n"
         f"<h2>{_e(text('manifest', lang))}</h2>\n"
-        f'<pre id="manifest-text">{_e(manifest_json(manifest))}</pre>\n'
+        f'<pre id="manifest-text">{_e(safe_json_text(manifest_json(manifest)))}</pre>\n'
         f"<footer><p>{_e(text('attribution', lang))}</p></footer>\n"
         "</body>\n</html>\n"
     )

@@ -3,7 +3,9 @@
 Units coloured by compliance, isochrones, facilities, uncovered places (coloured by
 shortfall, sized by population), proposed sites, a north arrow, a scale bar, a legend and
 "© OpenStreetMap contributors". Drawn in the layer's UTM zone so the scale bar is true.
-The run manifest is stored in the PNG as the text chunk ``run-manifest``.
+The run manifest is stored in the PNG as the text chunk ``run-manifest``. The title (the
+scenario name) is shown as plain text: bidi controls dropped, at most
+:data:`~covplan.outputs.html_text.LABEL_MAX` characters, never parsed as mathtext.
 
 Chinese labels need a CJK font: :func:`find_cjk_font` looks for an installed one (for
 example Debian's ``fonts-noto-cjk``); without one the PNG falls back to English labels and
@@ -28,6 +30,7 @@ matplotlib.use("Agg", force=False)
 
 import matplotlib.pyplot as plt  # noqa: E402
 from covplan.geo import metric_crs  # noqa: E402
+from covplan.outputs.html_text import LABEL_MAX, plain_text, safe_json_text  # noqa: E402
 from covplan.outputs.labels_zh import check_language, mode_label, text  # noqa: E402
 from covplan.outputs.manifest import manifest_json  # noqa: E402
 from covplan.outputs.webmap import (  # noqa: E402
@@ -269,10 +272,12 @@ def write_static_map(
         ax.set_ylabel("")
         title_font = font.get_file() if font is not None else font_manager.findfont(
             font_manager.FontProperties())
-        title = result.name if can_render(result.name, title_font) else text("report_title", lang)
+        name = plain_text(result.name, LABEL_MAX)
+        title = name if can_render(name, title_font) else text("report_title", lang)
         ax.apply_aspect()
         box = ax.get_position()  # the map's real extent once the equal aspect is applied
-        fig.suptitle(title, x=(box.x0 + box.x1) / 2, y=0.97, fontproperties=font, fontsize=15)
+        fig.suptitle(title, x=(box.x0 + box.x1) / 2, y=0.97, fontproperties=font, fontsize=15,
+                     parse_math=False, usetex=False)
         legend_font = (
             font_manager.FontProperties(fname=font.get_file(), size=10) if font is not None
             else None
@@ -287,7 +292,7 @@ def write_static_map(
                 bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 2})
         metadata = {"Software": "coverage-planner"}
         if manifest is not None:
-            metadata["run-manifest"] = manifest_json(manifest, indent=None)
+            metadata["run-manifest"] = safe_json_text(manifest_json(manifest, indent=None))
         fig.savefig(path, format="png", dpi=DPI, metadata=metadata)
     finally:
         plt.close(fig)

@@ -5,6 +5,8 @@ Column headings and status words are Chinese when the language is ``zh`` (see
 status keeps its machine-readable values ``pass`` / ``fail`` / ``not_applicable``.
 Text cells that a spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``,
 ``@``) are neutralised: prefixed with ``'`` in CSV and stored as plain strings in XLSX.
+Bidi and other control characters are dropped from every text cell
+(:func:`covplan.outputs.html_text.plain_text`); the text is otherwise kept whole.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from covplan.outputs.html_text import plain_text
 from covplan.outputs.labels_zh import (
     URBAN_RURAL,
     check_language,
@@ -226,6 +229,9 @@ def places_table(result: RunResult, *, language: str | None = None) -> pd.DataFr
 
 
 def _neutralise(value: Any) -> Any:
+    """Text without bidi/control characters, prefixed with ``'`` where it reads as a formula."""
+    if isinstance(value, str):
+        value = plain_text(value)
     if isinstance(value, str) and value.startswith(_FORMULA_START):
         try:
             float(value)
@@ -259,7 +265,8 @@ def _xlsx_value(value: Any) -> Any:
             return None
     if value is pd.NA or value is pd.NaT:
         return None
-    return _cell_text(value)
+    value = _cell_text(value)
+    return plain_text(value) if isinstance(value, str) else value
 
 
 def write_xlsx(

@@ -14,12 +14,20 @@ vendored copy is missing from an installation, the page links Leaflet from a CDN
 a warning says so.)
 
 Escaping: every string that comes from the data (facility, unit and place names and ids,
-rule names, the scenario name) is HTML-escaped in Python before it reaches the page. Popups
-and tooltips are Folium's ``GeoJsonPopup``/``GeoJsonTooltip``, which put property values
-into the DOM with ``innerHTML``; pre-escaped values therefore show as text. The GeoJSON
-itself is embedded by Jinja's ``tojson`` (``<``, ``>``, ``&`` and ``'`` as unicode escapes),
-so no data string can close the ``<script>`` element. Folium's ``Popup``/``Tooltip``
-classes, which paste text into JavaScript template literals, are deliberately not used.
+rule names, the scenario name) goes through :func:`covplan.outputs.html_text.escape` in
+Python before it reaches the page: bidi controls dropped, HTML-escaped, and ``{``/``}`` as
+``&#123;``/``&#125;``. The last matters because branca compiles every macro's rendered
+output (``MacroElement.render`` wraps it in a new ``Element``) as a Jinja2 template again,
+so the GeoJSON of a layer is templated a second time: no brace from the data may reach it.
+Names and ids shown in tooltips and popups are cut to
+:data:`~covplan.outputs.html_text.LABEL_MAX` characters with an ellipsis. Popups and
+tooltips are Folium's ``GeoJsonPopup``/``GeoJsonTooltip``, which put property values into
+the DOM with ``innerHTML``; pre-escaped values therefore show as text. The GeoJSON itself
+is embedded by Jinja's ``tojson`` (``<``, ``>``, ``&`` and ``'`` as unicode escapes), so no
+data string can close the ``<script>`` element. Folium's ``Popup``/``Tooltip`` classes,
+which paste text into JavaScript template literals, are deliberately not used. The page's
+own blocks (inlined Leaflet, style, run manifest, title, legend) are :class:`RawHtml`
+elements, put on the page as they are and never compiled as templates.
 """
 
 from __future__ import annotations
@@ -39,7 +47,7 @@ import numpy as np
 import pandas as pd
 from branca.element import Element
 from covplan.facility_types import FACILITY_TYPES
-from covplan.outputs.html_text import escape, number
+from covplan.outputs.html_text import LABEL_MAX, escape, number, safe_json_text
 from covplan.outputs.labels_zh import (
     check_language,
     column_label,
@@ -53,6 +61,7 @@ from covplan.results import RunResult
 
 __all__ = [
     "COMPLIANCE_COLOURS",
+    "RawHtml",
     "SHORTFALL_CLASSES",
     "build_map",
     "compliance_by_unit",
@@ -86,6 +95,30 @@ COVERED_COLOUR = "#636363"
 
 
 _e = escape
+
+
+def _label(value: Any) -> str:
+    """Return a name or id for a tooltip, popup or title: escaped, <= LABEL_MAX long."""
+    return escape(value, LABEL_MAX)
+
+
+class RawHtml(Element):
+    """HTML put on the page exactly as given: unlike branca's ``Element``, never a template.
+
+    Parameters
+    ----------
+    html
+        The markup (already escaped where it holds data).
+    """
+
+    def __init__(self, html: str) -> None:
+        super().__init__()
+        self._name = "RawHtml"
+        self.html = html
+
+    def render(self, **kwargs: Any) -> str:
+        """Return the markup unchanged."""
+        return self.html
 
 
 def _fmt(value: Any, digits: int = 1) -> str:
@@ -287,7 +320,7 @@ def _title_html(result: RunResult) -> str:
     return (
         '<div id="map-title" style="position:fixed;top:10px;left:50px;z-index:1000;'
         "background:rgba(255,255,255,0.9);padding:4px 10px;border-radius:4px;"
-        f'font:bold 14px sans-serif">{_e(result.name)}</div>'
+        f'font:bold 14px sans-serif">{_label(result.name)}</div>'
     )
 
 
@@ -299,7 +332,7 @@ def _unit_layer(result: RunResult, lang: str) -> folium.GeoJson:
     if not ur.empty:
         for unit_id, group in ur.groupby("unit_id", sort=False):
             lines = [
-                f"{_e(row.rule_name)}: {_e(status_label(str(row.status), lang))}"
+                f"{_label(row.rule_name)}: {_e(status_label(str(row.status), lang))}"
                 f" ({_fmt(getattr(row, 'value', None), 2)} / {_fmt(getattr(row, 'threshold', None), 2)})"  # noqa: E501
                 for row in group.itertuples(index=False)
             ]
@@ -307,8 +340,8 @@ def _unit_layer(result: RunResult, lang: str) -> folium.GeoJson:
     state = [compliance.get(str(u), "not_applicable") for u in units["unit_id"]]
     layer = gpd.GeoDataFrame(
         {
-            "unit_id": [_e(u) for u in units["unit_id"]],
-            "name": [_e(n) for n in units["name"]],
+            "unit_id": [_label(u) for u in units["unit_id"]],
+            "name": [_label(n) for n in units["name"]],
             "population": [_fmt(p) for p in units.get("population", [None] * len(units))],
             "compliance": state,
             "status": [_e(status_label(s, lang) if s != "not_applicable"
@@ -346,9 +379,9 @@ def _facility_layer(result: RunResult, lang: str) -> folium.GeoJson:
         fac,
         fac.geometry,
         {
-            "facility_id": [_e(v) for v in fac["facility_id"]],
-            "name": [_e(v) for v in fac["name"]],
-            "type": [_e(v) for v in types],
+            "facility_id": [_label(v) for v in fac["facility_id"]],
+            "name": [_label(v) for v in fac["name"]],
+            "type": [_label(v) for v in types],
         },
     )
     return _geojson(
@@ -377,18 +410,18 @@ def _place_layers(result: RunResult, lang: str) -> tuple[folium.GeoJson, folium.
     details = []
     for rules in info["rules"]:
         details.append("<br>".join(
-            f"{_e(name)}: {_fmt(value, 1)} / {_fmt(threshold, 1)}"
+            f"{_label(name)}: {_fmt(value, 1)} / {_fmt(threshold, 1)}"
             for name, value, threshold in (rules if isinstance(rules, list) else [])
         ))
     uncovered = _points_layer(
         unc,
         unc.geometry,
         {
-            "place_id": [_e(v) for v in unc["place_id"]],
+            "place_id": [_label(v) for v in unc["place_id"]],
             "population": [_fmt(v) for v in unc["population"]],
             "shortfall": [_fmt(v, 1) if math.isfinite(float(v)) else _e(text("unreachable", lang))
                           for v in info["shortfall"]],
-            "nearest": [_e(facility_names.get(f, f)) for f in info["facility_id"]],
+            "nearest": [_label(facility_names.get(f, f)) for f in info["facility_id"]],
             "rules": details,
             "_colour": colours,
             "_radius": radius,
@@ -416,7 +449,7 @@ def _place_layers(result: RunResult, lang: str) -> tuple[folium.GeoJson, folium.
         cov,
         cov.geometry,
         {
-            "place_id": [_e(v) for v in cov["place_id"]],
+            "place_id": [_label(v) for v in cov["place_id"]],
             "population": [_fmt(v) for v in cov["population"]],
             **{c: [_fmt(v, 1) for v in cov[c]] for c in minutes_cols},
         },
@@ -444,7 +477,7 @@ def _proposal_layer(result: RunResult, lang: str) -> folium.GeoJson | None:
         prop,
         prop.geometry,
         {
-            "site_id": [_e(v) for v in prop.get("site_id", prop.index)],
+            "site_id": [_label(v) for v in prop.get("site_id", prop.index)],
             "rank": [_fmt(v) for v in prop.get("rank", [None] * len(prop))],
             "gain": [_fmt(v) for v in prop.get("gain", [None] * len(prop))],
         },
@@ -475,11 +508,11 @@ def _vendor(name: str) -> str | None:
         return None
 
 
-def _leaflet_element() -> Element:
+def _leaflet_element() -> RawHtml:
     """Leaflet inlined from ``vendor/``; CDN links (with a warning) if the copy is missing."""
     js, css = _vendor("leaflet.js"), _vendor("leaflet.css")
     if js is not None and css is not None:
-        return Element(f"<style>{css}</style>\n<script>{js}</script>")
+        return RawHtml(f"<style>{css}</style>\n<script>{js}</script>")
     warnings.warn(
         "coverage/outputs/vendor/leaflet.js or leaflet.css is missing from this installation; "
         "map.html links Leaflet from a CDN and needs a network to display "
@@ -487,7 +520,7 @@ def _leaflet_element() -> Element:
         UserWarning,
         stacklevel=3,
     )
-    return Element(
+    return RawHtml(
         f'<script src="{LEAFLET_CDN[0]}"></script>\n'
         f'<link rel="stylesheet" href="{LEAFLET_CDN[1]}"/>'
     )
@@ -523,10 +556,10 @@ def build_map(
     fmap.default_js = []
     fmap.default_css = []
     root = fmap.get_root()
-    root.title = _e(result.name)
+    root.title = _label(result.name)
     root.header.add_child(_leaflet_element(), name="leaflet_inline")
     root.header.add_child(
-        Element(
+        RawHtml(
             "<style>html,body{width:100%;height:100%;margin:0;padding:0;}"
             "#map{position:absolute;top:0;bottom:0;right:0;left:0;}"
             ".leaflet-popup-content th{text-align:left;padding-right:6px;vertical-align:top}"
@@ -536,9 +569,9 @@ def build_map(
     )
     if manifest is not None:
         root.header.add_child(
-            Element(
+            RawHtml(
                 '<script type="application/json" id="run-manifest">'
-                f"{script_safe_json(manifest)}</script>"
+                f"{safe_json_text(script_safe_json(manifest))}</script>"
             ),
             name="run_manifest",
         )
@@ -572,9 +605,9 @@ def build_map(
     if proposals is not None:
         proposals.add_to(fmap)
     folium.LayerControl(collapsed=False).add_to(fmap)
-    root.html.add_child(Element(_title_html(result)), name="map_title")
+    root.html.add_child(RawHtml(_title_html(result)), name="map_title")
     root.html.add_child(
-        Element(_legend_html(result, lang, legend_open=legend_open)), name="map_legend"
+        RawHtml(_legend_html(result, lang, legend_open=legend_open)), name="map_legend"
     )
     fmap.fit_bounds([[bounds[1], bounds[0]], [bounds[3], bounds[2]]])
     return fmap

@@ -3,12 +3,15 @@
 A :class:`SitingSession` is built once per scenario and standard (the expensive part: candidate
 sites and the facility-by-place matrix from the road engine). Proposals and what-if questions
 then run on the precomputed :class:`~covplan.siting.problem.SitingProblem` in milliseconds.
+What-if questions are :class:`~covplan.whatif.FacilityChange` objects, the same as
+:func:`covplan.whatif.what_if` takes (:meth:`SitingSession.apply`), with the same new
+facility ids.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import geopandas as gpd
@@ -26,6 +29,7 @@ from covplan.siting.exact import solve
 from covplan.siting.problem import SitingProblem, SitingResult
 from covplan.siting.whatif import WhatIf, WhatIfResult
 from covplan.standards.rules import Rule, TravelTimeRule
+from covplan.whatif import FacilityChange, MovedFacility, NewFacility
 
 if TYPE_CHECKING:
     from covplan.engine.access import RoadAccess
@@ -88,6 +92,11 @@ class SitingSession:
         self.n_existing = n_existing
         self.cutoff = cutoff
         self.whatif = WhatIf(problem)
+        facilities = access.inputs.facilities
+        self._facility_types: dict[str, str] = dict(
+            zip(facilities["facility_id"], facilities["type"], strict=False))
+        self._existing_rows = {f: i for i, f in enumerate(site_points["site_id"][:n_existing])}
+        self._types = frozenset(rule.facility_types)
 
     @classmethod
     def from_access(
@@ -241,32 +250,104 @@ class SitingSession:
             covered.append(float(gains[best]))
         return order, covered
 
-    def add_point(self, lon: float, lat: float) -> WhatIfResult:
-        """Return the change if a station opened at (lon, lat), against the existing facilities."""
-        return self.whatif.add(self.point_row(lon, lat))
+    def apply(self, change: FacilityChange) -> WhatIfResult:
+        """Return what ``change`` does to this standard, from the matrix (the fast path).
+
+        Added facilities of the standard's types, and moved facilities of those types at
+        their new place, are routed as point rows (:meth:`point_row`); closed and moved
+        existing facilities are closed rows. Facilities of types the standard does not use
+        change nothing here, as in :func:`covplan.whatif.what_if`. The answer carries
+        ``change`` and its new facility ids (``new-1``, ...).
+
+        Raises
+        ------
+        CoverageError
+            For an unknown closed or moved facility id, or a point too far from the roads.
+        """
+        kind = self._facility_types
+        change.check(kind.keys())
+        rows, types = self._existing_rows, self._types
+        add: list[sp.csr_matrix] = [
+            self.point_row(f.lon, f.lat) for f in change.add if f.type in types
+        ]
+        close = [rows[f] for f in change.close if f in rows]
+        for m in change.move:
+            if kind.get(m.facility_id) in types:
+                add.append(self.point_row(m.lon, m.lat))
+                if m.facility_id in rows:
+                    close.append(rows[m.facility_id])
+        result = self.whatif.apply(add=add, close=close)
+        return replace(result, action=change.describe(), change=change,
+                       new_ids=change.new_ids)
+
+    def change_for(
+        self,
+        points: Sequence[tuple[float, float]] = (),
+        *,
+        closed: Sequence[str] = (),
+        facility_type: str | None = None,
+        names: Sequence[str] | None = None,
+    ) -> FacilityChange:
+        """Return the :class:`~covplan.whatif.FacilityChange` of new stations and closures.
+
+        Parameters
+        ----------
+        points
+            (lon, lat) of the new stations, WGS-84 (ids ``new-1``, ... in this order).
+        closed
+            Ids of existing facilities to close (repeats are dropped).
+        facility_type
+            Type of the new stations; default the standard's first facility type.
+        names
+            Names of the new stations; default ``proposed station``.
+        """
+        kind = facility_type or self.rule.facility_types[0]
+        labels = list(names) if names is not None else ["proposed station"] * len(points)
+        if len(labels) != len(points):
+            raise CoverageError(
+                f"change_for: {len(labels)} names for {len(points)} points; give one name a point"
+            )
+        return FacilityChange(
+            add=tuple(NewFacility(float(lon), float(lat), kind, name)
+                      for (lon, lat), name in zip(points, labels, strict=True)),
+            close=tuple(dict.fromkeys(closed)),
+        )
+
+    def add_point(
+        self, lon: float, lat: float, *, facility_type: str | None = None
+    ) -> WhatIfResult:
+        """Return the change if a station opened at (lon, lat), against the existing facilities.
+
+        The station is facility ``new-1`` of type ``facility_type`` (default the standard's
+        first type).
+        """
+        return self.apply(self.change_for([(lon, lat)], facility_type=facility_type))
 
     def apply_points(
-        self, points: Sequence[tuple[float, float]], *, closed: Sequence[str] = ()
+        self,
+        points: Sequence[tuple[float, float]],
+        *,
+        closed: Sequence[str] = (),
+        facility_type: str | None = None,
     ) -> WhatIfResult:
         """Return the change if stations opened at every (lon, lat) and ``closed`` closed.
 
         Parameters
         ----------
         points
-            (lon, lat) of the new stations, WGS-84.
+            (lon, lat) of the new stations, WGS-84 (facilities ``new-1``, ... in this order).
         closed
-            Ids of existing facilities of the standard's types to close; ids of facilities
-            the standard does not use are ignored (closing them changes nothing here).
+            Ids of existing facilities to close; ids of facilities the standard does not use
+            change nothing here.
+        facility_type
+            Type of the new stations; default the standard's first facility type.
 
         Raises
         ------
         CoverageError
-            When a point is too far from the roads.
+            When a point is too far from the roads, or a closed id is not a facility.
         """
-        ids = list(self.site_points["site_id"][: self.n_existing])
-        rows = [self.point_row(lon, lat) for lon, lat in points]
-        close = [ids.index(f) for f in dict.fromkeys(closed) if f in ids]
-        return self.whatif.apply(add=rows, close=close)
+        return self.apply(self.change_for(points, closed=closed, facility_type=facility_type))
 
     def point_row(self, lon: float, lat: float) -> sp.csr_matrix:
         """Travel-time row (1 x n_places, minutes within the cutoff) of a point site."""
@@ -284,10 +365,19 @@ class SitingSession:
         )
 
     def close(self, facility_id: str) -> WhatIfResult:
-        """Return the change if an existing facility closed."""
-        ids = list(self.site_points["site_id"][: self.n_existing])
-        if facility_id not in ids:
+        """Return the change if an existing facility of the standard's types closed.
+
+        Raises
+        ------
+        CoverageError
+            When ``facility_id`` is not an existing facility of this standard.
+        """
+        if facility_id not in self._existing_rows:
             raise CoverageError(
                 f"{facility_id!r} is not an existing facility of standard {self.rule.id}"
             )
-        return self.whatif.close(ids.index(facility_id))
+        return self.apply(FacilityChange(close=(facility_id,)))
+
+    def move(self, facility_id: str, lon: float, lat: float) -> WhatIfResult:
+        """Return the change if an existing facility moved to (lon, lat) (it keeps its id)."""
+        return self.apply(FacilityChange(move=(MovedFacility(facility_id, lon, lat),)))

@@ -12,6 +12,12 @@ place, the best and the second-best time among them. So:
 Each answer gives the change in covered population overall and per unit (township), the places
 whose nearest-facility time changed with their minutes before and after (what the standards
 need to re-check), and the change in population-weighted minutes.
+
+This is the engine of the fast path of the package's one what-if: a
+:class:`~covplan.whatif.FacilityChange` is turned into matrix rows (added and moved
+facilities routed as point rows, closed ones as existing rows) by
+:meth:`covplan.siting.session.SitingSession.apply`, and its answer carries the change and the
+same new facility ids (``new-1``, ...) as :func:`covplan.whatif.what_if`.
 """
 
 from __future__ import annotations
@@ -19,12 +25,16 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from covplan.errors import CoverageError
 from covplan.siting.problem import SitingProblem, row_slice
+
+if TYPE_CHECKING:
+    from covplan.whatif import FacilityChange
 
 __all__ = ["WhatIf", "WhatIfResult"]
 
@@ -54,6 +64,11 @@ class WhatIfResult:
         ``delta``; None when the problem has no ``unit_ids``.
     seconds
         Time the answer took.
+    change
+        The :class:`~covplan.whatif.FacilityChange` this answers, when it was asked as one
+        (:meth:`covplan.siting.session.SitingSession.apply`); None for matrix rows.
+    new_ids
+        Facility ids of the added facilities (``new-1``, ... as in :mod:`covplan.whatif`).
     """
 
     action: str
@@ -68,6 +83,8 @@ class WhatIfResult:
     weighted_minutes_delta: float
     per_unit: pd.DataFrame | None
     seconds: float
+    change: FacilityChange | None = None
+    new_ids: tuple[str, ...] = ()
 
 
 class WhatIf:
