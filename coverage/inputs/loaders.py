@@ -32,8 +32,11 @@ import numpy as np
 import pandas as pd
 import rasterio
 import rasterio.transform
+import shapely
+import shapely.errors
 from covplan.errors import CoverageError, InputError, InputWarning, Problem
 from covplan.facility_types import FACILITY_TYPES, facility_type_from_osm
+from covplan.geo import metric_crs
 from covplan.inputs import _io
 from pyproj import CRS, Transformer
 
@@ -415,7 +418,54 @@ def load_boundaries(
     }
     used = [c for c in (id_column, name_column, population_column, parent_column,
                         urban_rural_column) if c]
-    return _finish(gdf, canonical, used)
+    units = _finish(gdf, canonical, used)
+    _warn_odd_units(units, src)
+    return units
+
+
+#: A unit population above this is taken for a typing or unit error (China: 1.4e9 in all).
+IMPLAUSIBLE_UNIT_POPULATION = 1e8
+#: Overlaps smaller than this share of the smaller unit are digitising slivers, not errors.
+OVERLAP_SHARE = 0.01
+
+
+def _warn_odd_units(units: gpd.GeoDataFrame, src: _io.Source) -> None:
+    """Warn of zero-area units, units that overlap, and implausible populations."""
+    metric = units.geometry.to_crs(metric_crs(units)).make_valid()  # projecting may unmake it
+    area = metric.area.to_numpy()
+    ids = units["unit_id"].to_numpy()
+    flat = ids[area < 1.0]
+    if len(flat):
+        warnings.warn(f"{src.name}: {len(flat)} unit(s) with no area (under 1 m²): {_shown(flat)}; "
+                      "redraw them or remove them",
+                      InputWarning, stacklevel=3)
+    left, right = metric.sindex.query(metric.to_numpy(), predicate="intersects")
+    pairs = [(i, j) for i, j in zip(left, right, strict=True) if i < j]
+    overlaps = []
+    for i, j in pairs:
+        try:
+            shared = metric.iloc[i].intersection(metric.iloc[j]).area
+        except shapely.errors.GEOSException:  # a check that warns must never stop a run
+            continue
+        smaller = min(area[i], area[j])
+        if smaller > 0 and shared > OVERLAP_SHARE * smaller:
+            overlaps.append(f"{ids[i]} and {ids[j]} ({shared / smaller:.0%})")
+    if overlaps:
+        warnings.warn(f"{src.name}: {len(overlaps)} pair(s) of units overlap: "
+                      f"{_shown(overlaps)}; residents there count in both: fix the boundaries "
+                      "(QGIS: Vector > Geometry Tools > Check Validity / Topology Checker)",
+                      InputWarning, stacklevel=3)
+    huge = ids[units["population"].to_numpy() > IMPLAUSIBLE_UNIT_POPULATION]
+    if len(huge):
+        warnings.warn(f"{src.name}: implausible population (over "
+                      f"{IMPLAUSIBLE_UNIT_POPULATION:,.0f}) in {_shown(huge)}: check the column "
+                      "and its unit (persons, not 10,000 persons or a sum)",
+                      InputWarning, stacklevel=3)
+
+
+def _shown(values: Sequence[object], most: int = 8) -> str:
+    text = ", ".join(str(v) for v in list(values)[:most])
+    return text + (f" and {len(values) - most} more" if len(values) > most else "")
 
 
 # ----------------------------------------------------------------------------------- population
