@@ -25,6 +25,7 @@ from typing import Any
 from covplan.errors import CoverageError, InputError, Problem
 from covplan.facility_types import FACILITY_TYPES
 from covplan.inputs.uploads import safe_name
+from covplan.outputs.html_text import markdown_text
 from covplan.standards.presets import list_presets, preset_tables
 
 __all__ = [
@@ -67,7 +68,6 @@ _CANDIDATE_KEYS = ("name", "lon", "lat")
 _THRESHOLD_ATTRS = ("minutes", "km")
 _RULE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 _STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+\-.!|~:$=])")
 
 
 @dataclass(frozen=True)
@@ -549,7 +549,7 @@ def plain_markdown(text: str) -> str:
     Streamlit's ``st.error``, ``st.warning`` and ``st.write`` read Markdown; names from a
     user's file (``**x**``, ``[link](...)``, ``:red[...]``) must show as plain text.
     """
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+    return markdown_text(text)
 
 
 def public_message(message: str, folder: str | Path, names: Mapping[str, str] | None = None
