@@ -12,8 +12,8 @@ File layout (``<source file name>.<mode>.<key>.covnet`` in the cache folder)::
 
 The header holds ``format`` (:data:`FORMAT`), ``covplan`` (the package version that wrote it),
 ``key`` (the cache key, :func:`cache_key`), ``payload_bytes`` and ``payload_sha256`` (checked
-before the payload is parsed) and whatever the writer adds (:mod:`covplan.engine.network` adds
-the CRS, the mode table and the build report). In the payload, an array kept as WKB is stored
+before the payload is parsed) and whatever the writer adds (:func:`write_network` adds the CRS,
+the mode table and the build report). In the payload, an array kept as WKB is stored
 as ``<name>.wkb`` (uint8, all geometries' bytes end to end) plus ``<name>.wkb_len`` (int64 byte
 count per geometry, -1 for a missing one); an object array of other values is stored as
 ``<name>.json`` (one JSON text per element); every other array under its own name.
@@ -42,7 +42,9 @@ from typing import Any
 import numpy as np
 import shapely
 from covplan.engine.modes import Mode
+from covplan.engine.road_network import BuildReport, RoadNetwork
 from covplan.errors import InputWarning
+from pyproj import CRS
 from shapely.geometry.base import BaseGeometry
 
 __all__ = [
@@ -53,10 +55,13 @@ __all__ = [
     "cache_key",
     "file_sha256",
     "mode_table",
+    "network_from_arrays",
     "package_version",
     "read_arrays",
+    "read_network",
     "warn_unusable",
     "write_arrays",
+    "write_network",
 ]
 
 #: Version of the file layout; part of every key, so a new layout never reads an old file.
@@ -70,6 +75,9 @@ _MAX_HEADER_BYTES = 1 << 24  # a header is a few kB; a larger length means a dam
 _WKB = ".wkb"
 _WKB_LEN = ".wkb_len"
 _JSON = ".json"
+#: Arrays of a network's cache file kept as WKB; the fields of the header.
+_NETWORK_GEOMETRY = ("geometry", "seg_geometry")
+_NETWORK_HEADER_FIELDS = ("mode", "crs", "report")
 
 
 class CacheFileError(Exception):
@@ -300,3 +308,94 @@ def warn_unusable(path: str | Path, problem: BaseException) -> None:
         InputWarning,
         stacklevel=3,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# road network files
+# ---------------------------------------------------------------------------------------------
+def write_network(path: Path, net: RoadNetwork, *, key: str) -> None:
+    """Write a network to a cache file (:func:`write_arrays`; geometries as WKB).
+
+    Parameters
+    ----------
+    path
+        The cache file.
+    net
+        The network; its CRS, mode table and build report go to the header.
+    key
+        The cache key (:func:`cache_key`).
+    """
+    arrays = {
+        name: getattr(net, name)
+        for name in net.__dataclass_fields__
+        if name not in _NETWORK_HEADER_FIELDS and getattr(net, name) is not None
+    }
+    header = {
+        "crs": net.crs.to_wkt(),
+        "mode": mode_table(net.mode),
+        "report": asdict(net.report),
+    }
+    write_arrays(path, arrays, header, key=key, geometry=_NETWORK_GEOMETRY)
+
+
+def read_network(path: Path, *, key: str, mode: Mode) -> RoadNetwork | None:
+    """Return the network of a cache file, None if missing or unusable (then warn).
+
+    Parameters
+    ----------
+    path
+        The cache file.
+    key
+        The cache key it must have been written with (:func:`cache_key`).
+    mode
+        The travel mode it must have been built with (same :func:`mode_table`).
+    """
+    if not path.is_file():
+        return None
+    try:
+        arrays, header = read_arrays(path, key=key)
+        return network_from_arrays(arrays, header, mode)
+    except (CacheFileError, OSError) as exc:
+        warn_unusable(path, exc)
+        return None
+
+
+def network_from_arrays(
+    arrays: dict[str, np.ndarray], header: dict[str, Any], mode: Mode
+) -> RoadNetwork:
+    """Assemble and check a :class:`RoadNetwork` from a cache file's arrays and header.
+
+    Raises
+    ------
+    CacheFileError
+        If anything is missing, of another mode table, or of inconsistent sizes.
+    """
+    if header.get("mode") != mode_table(mode):
+        raise CacheFileError("it was built with another mode table")
+    try:
+        crs = CRS.from_wkt(header["crs"])
+        report = BuildReport(**header["report"])
+        net = RoadNetwork(mode=mode, crs=crs, report=report, **arrays)
+    except Exception as exc:  # missing/extra fields (TypeError, KeyError), bad CRS text
+        raise CacheFileError(
+            f"its contents are incomplete ({type(exc).__name__}: {exc})"
+        ) from exc
+    n, m, s = net.n_nodes, net.n_edges, int(net.seg_fwd.shape[0])
+    shapes = {
+        "lonlat": (n, 2), "xy": (n, 2), "u": (m,), "v": (m,), "length_m": (m,), "time_s": (m,),
+        "highway": (m,), "osmid": (m,), "oneway": (m,), "maxspeed": (m,), "geometry": (m,),
+        "seg_rev": (s,), "seg_start": (s,), "seg_end": (s,), "seg_geometry": (s,),
+    }  # fmt: skip
+    if net.elevation is not None:
+        shapes["elevation"] = (n,)
+    wrong = [name for name, shape in shapes.items() if getattr(net, name).shape != shape]
+    in_range = all(
+        idx.size == 0 or (idx.min() >= low and idx.max() < high)
+        for idx, low, high in ((net.u, 0, n), (net.v, 0, n), (net.seg_start, 0, n),
+                               (net.seg_end, 0, n), (net.seg_fwd, -1, m), (net.seg_rev, -1, m))
+    )  # fmt: skip
+    if wrong or not in_range:
+        raise CacheFileError(
+            f"its arrays do not fit together ({', '.join(wrong) or 'node or edge indices'})"
+        )
+    return net
