@@ -1,4 +1,8 @@
-"""The facility-type vocabulary, with Chinese and English labels and the OSM tags that map to it."""
+"""The facility-type vocabulary, with Chinese and English labels and the OSM tags that map to it.
+
+The labels are served by :mod:`covplan.labels` (:func:`covplan.labels.facility_type_label`,
+:data:`covplan.labels.FACILITY_TYPE_LABELS`); this module holds the data.
+"""
 
 from __future__ import annotations
 
@@ -12,15 +16,24 @@ FACILITY_TYPES: dict[str, tuple[str, str]] = {
     "township_health_centre": ("乡镇卫生院", "township health centre"),
     "sub_centre": ("区域医疗卫生次中心", "regional medical sub-centre"),
     "community_hospital": ("社区医院", "community hospital"),
-    "emergency_station": ("急救站", "emergency (120) station"),
+    "emergency_station": ("急救中心（站）", "emergency (120) station"),
     "hospital": ("医院", "hospital"),
     "hospital_grade_1": ("一级医院", "grade 1 hospital"),
     "hospital_grade_2": ("二级医院", "grade 2 hospital"),
     "hospital_grade_3": ("三级医院", "grade 3 hospital"),
+    "mental_health_centre": ("精神卫生中心", "mental health centre"),
+    "nursing_home": ("护理院", "nursing home"),
     "clinic": ("诊所", "clinic"),
     "doctors": ("个体诊所", "doctor's practice"),
     "pharmacy": ("药店", "pharmacy"),
     "other": ("其他医疗卫生机构", "other health facility"),
+}
+
+#: Other names a facility table may give a type (besides its key and its two labels).
+FACILITY_TYPE_ALIASES: dict[str, str] = {
+    "急救站": "emergency_station",
+    "急救中心": "emergency_station",
+    "急救中心(站)": "emergency_station",
 }
 
 #: Named groups used by standards: any medical institution (SPB-01) leaves out pharmacies.

@@ -1,54 +1,98 @@
-"""Chinese and English labels for rule kinds, facility types, statuses and result columns.
+"""The one vocabulary of the package: Chinese and English labels, and the urban/rural decoder.
 
-Facility types reuse :data:`covplan.facility_types.FACILITY_TYPES`; hospitals by grade are
-its ``hospital_grade_1/2/3`` entries (一级/二级/三级医院).
+Every table maps a key to ``(Chinese, English)``, the convention of
+:data:`covplan.facility_types.FACILITY_TYPES` (whose data stays in that module; its labels are
+served here). The tables:
+
+* :data:`FACILITY_TYPE_LABELS` (facility types) and :data:`GROUP_LABELS` (facility groups);
+* :data:`UNIT_LEVEL_LABELS` (the levels of units: 区/县, 乡镇/街道, 村/社区) and
+  :data:`UNIT_KIND_LABELS` (the kinds of unit within a level: 街道, 镇, 乡, 居委会, 村委会);
+* :data:`URBAN_RURAL_LABELS` (城镇/乡村), with :data:`URBAN_RURAL_WORDS` and
+  :func:`urban_rural_class`, the one decoder of urban/rural words and NBS class codes;
+* :data:`RULE_LABELS` (rule kinds), :data:`STATUS_LABELS` (达标/未达标/不适用) and
+  :data:`MODE_LABELS` (travel modes);
+* :data:`COLUMN_LABELS` (the columns of the audit's tables and of the exports);
+* :data:`TEXT` (the words of the web map, the static map and the report).
+
+:func:`label` looks a key up in the term tables; :func:`text`, :func:`column_label`,
+:func:`status_label`, :func:`mode_label`, :func:`facility_type_label` and
+:func:`unit_kind_label` serve one table each, and :func:`translate_table` labels a result
+table. :data:`LANGUAGES` is the one list of languages (the app's interface uses it too).
 """
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping
 
 import pandas as pd
 from covplan.errors import CoverageError
-from covplan.facility_types import FACILITY_GROUPS, FACILITY_TYPES
+from covplan.facility_types import FACILITY_TYPES
 
 __all__ = [
     "COLUMN_LABELS",
+    "FACILITY_STATUS_LABELS",
+    "FACILITY_TYPE_LABELS",
     "GROUP_LABELS",
     "LANGUAGES",
+    "MODE_LABELS",
     "RULE_LABELS",
     "STATUS_LABELS",
+    "TEXT",
+    "UNIT_KIND_LABELS",
+    "UNIT_LEVEL_LABELS",
     "URBAN_RURAL_LABELS",
+    "URBAN_RURAL_WORDS",
+    "check_language",
+    "column_label",
     "facility_type_label",
     "label",
+    "mode_label",
+    "status_label",
+    "text",
     "translate_table",
+    "unit_kind_from_name",
+    "unit_kind_label",
+    "urban_rural_class",
 ]
 
+#: The languages of every label, output and the app's interface.
 LANGUAGES: tuple[str, ...] = ("en", "zh")
 
-#: Rule kind -> (Chinese, English).
-RULE_LABELS: dict[str, tuple[str, str]] = {
-    "travel_time": ("通行时间覆盖", "travel-time coverage"),
-    "distance": ("距离覆盖", "distance coverage"),
-    "presence": ("按单元设置", "presence per unit"),
-    "population_band": ("服务人口区间", "residents per facility band"),
-    "ratio": ("每千人口指标", "ratio per 1,000 residents"),
-}
+#: Facility type -> (Chinese, English): the data of :data:`covplan.facility_types.FACILITY_TYPES`.
+FACILITY_TYPE_LABELS: Mapping[str, tuple[str, str]] = FACILITY_TYPES
 
-#: Facility group -> (Chinese, English).
+#: Facility group (:data:`covplan.facility_types.FACILITY_GROUPS`) -> (Chinese, English).
 GROUP_LABELS: dict[str, tuple[str, str]] = {
     "hospitals": ("医院（各等级）", "hospitals (any grade)"),
     "serious_illness": ("可解决大病的医院", "hospitals treating serious illness"),
-    "emergency": ("急救站及设急诊的医院", "emergency stations and hospitals with emergency"),
+    "emergency": (
+        "急救中心（站）及设急诊的医院", "emergency stations and hospitals with emergency"
+    ),
     "grassroots": ("基层医疗卫生机构", "grassroots health facilities"),
     "medical_institutions": ("医疗卫生机构", "medical institutions"),
 }
 
-#: Result status -> (Chinese, English).
-STATUS_LABELS: dict[str, tuple[str, str]] = {
-    "pass": ("达标", "pass"),
-    "fail": ("未达标", "fail"),
-    "not_applicable": ("不适用", "not applicable"),
+#: Unit level (the ``level`` of units and rules) -> (Chinese, English), as the plans name them.
+UNIT_LEVEL_LABELS: dict[str, tuple[str, str]] = {
+    "county": ("区/县", "district"),
+    "district": ("区/县", "district"),
+    "township": ("乡镇/街道", "township level"),
+    "village": ("村/社区", "village level"),
+}
+
+#: Kind of unit within a level -> (Chinese, English): the township level holds sub-districts
+#: (街道), towns (镇) and townships (乡); the village level communities (居委会) and
+#: administrative villages (村委会). ``township`` and ``village`` are also level keys:
+#: :func:`label` gives the level, :func:`unit_kind_label` the kind.
+UNIT_KIND_LABELS: dict[str, tuple[str, str]] = {
+    "subdistrict": ("街道", "subdistrict"),
+    "town": ("镇", "town"),
+    "township": ("乡", "township"),
+    "community": ("居委会", "community"),
+    "village": ("村委会", "village"),
+    "other_township": ("其他乡级单位", "other township-level unit"),
+    "other_village": ("其他村级单位", "other village-level unit"),
 }
 
 #: Urban/rural class -> (Chinese, English).
@@ -57,15 +101,60 @@ URBAN_RURAL_LABELS: dict[str, tuple[str, str]] = {
     "rural": ("乡村", "rural"),
 }
 
-#: Result column -> (Chinese, English), for every table the audit returns and the exports
-#: write (the one place these headings are defined; the exports add only their own columns).
+#: Words (lower case, NFKC) a table may use for each urban/rural class; NBS urban-rural class
+#: codes 1xx (111 主城区 … 123 特殊区域) are urban and 2xx (210 乡中心区, 220 村庄) rural.
+URBAN_RURAL_WORDS: dict[str, str] = {
+    "urban": "urban", "u": "urban", "城镇": "urban", "城市": "urban", "城区": "urban",
+    "镇区": "urban", "城": "urban", "1": "urban",
+    "rural": "rural", "r": "rural", "乡村": "rural", "农村": "rural", "乡": "rural", "2": "rural",
+}  # fmt: skip
+
+#: Rule kind (:data:`covplan.standards.rules.RULE_KINDS`) -> (Chinese, English).
+RULE_LABELS: dict[str, tuple[str, str]] = {
+    "travel_time": ("通行时间覆盖", "travel-time coverage"),
+    "distance": ("距离覆盖", "distance coverage"),
+    "presence": ("按单元设置", "presence per unit"),
+    "population_band": ("服务人口区间", "residents per facility band"),
+    "ratio": ("每千常住人口指标", "ratio per 1,000 residents"),
+}
+
+#: Result status -> (Chinese, English).
+STATUS_LABELS: dict[str, tuple[str, str]] = {
+    "pass": ("达标", "pass"),
+    "fail": ("未达标", "fail"),
+    "not_applicable": ("不适用", "not applicable"),
+    "cannot_check": ("无法核查", "cannot be checked"),
+}
+
+#: Register status of a facility (机构名录 状态) -> (Chinese, English).
+FACILITY_STATUS_LABELS: dict[str, tuple[str, str]] = {
+    "existing": ("现有", "existing"),
+    "under_construction": ("在建", "under construction"),
+    "planned": ("规划", "planned"),
+}
+
+#: Travel mode -> (Chinese, English), shown in headings and layer names.
+MODE_LABELS: dict[str, tuple[str, str]] = {
+    "walk": ("步行", "walk"),
+    "drive": ("驾车", "drive"),
+    "ambulance": ("救护车", "ambulance"),
+    "bike": ("骑行", "bike"),
+}
+
+#: Column -> (Chinese, English) of every table the audit returns and the exports write (the
+#: export files promise 单元编码, 单元名称, 规则, 状态, 人口, 覆盖人口, 覆盖率, 最近机构, 分钟).
 COLUMN_LABELS: dict[str, tuple[str, str]] = {
     "rule_id": ("规则编号", "rule id"),
     "rule": ("标准类型", "rule kind"),
     "title": ("规则", "standard"),
+    "title_zh": ("规则（中文）", "standard (Chinese)"),
     "unit_id": ("单元编码", "unit id"),
     "unit_name": ("单元名称", "unit"),
     "level": ("层级", "level"),
+    "levels": ("检查层级", "levels checked"),
+    "unit_kind": ("单元类别", "unit kind"),
+    "kind_source": ("类别依据", "kind decided by"),
+    "units_cannot_check": ("无法核查单元数", "units that cannot be checked"),
     "status": ("状态", "status"),
     "value": ("指标值", "measured value"),
     "threshold": ("标准值", "threshold"),
@@ -90,73 +179,315 @@ COLUMN_LABELS: dict[str, tuple[str, str]] = {
     "units_pass": ("达标单元数", "units passing"),
     "units_fail": ("未达标单元数", "units failing"),
     "units_not_applicable": ("不适用单元数", "units not applicable"),
+    "units_total": ("单元总数", "units total"),
     "region_value": ("全域实测值", "region value"),
     "region_status": ("全域结果", "region status"),
     "total_needed": ("需新增机构数", "facilities to add"),
     "source": ("来源文件", "source document"),
     "quote": ("规划原文", "plan wording (quote)"),
+    "lon": ("经度", "longitude"),
+    "lat": ("纬度", "latitude"),
+    "nearest": ("最近机构", "nearest facility"),
+    "nearest_name": ("最近机构名称", "nearest facility name"),
+    "minutes": ("分钟", "minutes"),
+    "key": ("项目", "item"),
+    "method": ("人口分配方法", "population method"),
+    "weight": ("权重", "weight"),
+    "road_m": ("住宅道路长度（米）", "residential road length (m)"),
+    "density_km2": ("人口密度（人/平方公里）", "population density (per km²)"),
+    "geometry": ("几何", "geometry"),
 }
 
+#: Columns that come once per travel mode (``minutes_walk``): headed "分钟（步行）".
+_PER_MODE_COLUMNS: tuple[str, ...] = ("nearest_name", "nearest", "minutes")
 
-def _pick(pair: tuple[str, str], language: str) -> str:
-    if language not in LANGUAGES:
-        raise CoverageError(f"language must be one of {LANGUAGES}, got {language!r}")
-    return pair[0] if language == "zh" else pair[1]
+#: Words of the web map, the static map and the report.
+TEXT: dict[str, tuple[str, str]] = {
+    "facilities": ("医疗卫生机构", "Health facilities"),
+    "units": ("行政单元达标情况", "Units by compliance"),
+    "isochrones": ("等时圈", "Isochrones"),
+    "isochrone": ("{minutes:g} 分钟等时圈（{mode}）", "{minutes:g}-minute area ({mode})"),
+    "uncovered": ("未覆盖居民点（按差距着色）", "Uncovered places (by shortfall)"),
+    "covered": ("已覆盖居民点", "Covered places"),
+    "proposals": ("建议新址", "Proposed sites"),
+    "legend": ("图例", "Legend"),
+    "all_pass": ("全部达标", "all standards met"),
+    "some_fail": ("有未达标项", "some standard failed"),
+    "not_applicable": STATUS_LABELS["not_applicable"],
+    "shortfall": ("超出标准分钟数", "minutes beyond the standard"),
+    "unreachable": ("不可达", "unreachable"),
+    "name": ("名称", "Name"),
+    "type": ("类型", "Type"),
+    "id": ("编码", "ID"),
+    "rules": ("规则", "Rules"),
+    "population": ("人口", "Population"),
+    "minutes": ("分钟", "Minutes"),
+    "nearest": ("最近机构", "Nearest facility"),
+    "rank": ("排序", "Rank"),
+    "gain": ("新增覆盖人口", "Population gained"),
+    "north": ("北", "N"),
+    "attribution": ("© OpenStreetMap contributors", "© OpenStreetMap contributors"),
+    "report_title": ("医疗卫生服务覆盖评估报告", "Health-service coverage audit"),
+    "summary": ("各规则汇总", "Summary by rule"),
+    "failing_units": ("未达标单元", "Units that fail"),
+    "method": ("方法", "Method"),
+    "sources": ("数据来源与许可", "Data sources and licences"),
+    "manifest": ("运行清单", "Run manifest"),
+    "verdict": ("结论", "Verdict"),
+    "none": ("无", "none"),
+    "method_text": (
+        "在真实道路网络上计算每个居民点到最近医疗卫生机构的出行时间（多源 Dijkstra 最短路径），"
+        "按各项标准逐个行政单元核查：出行时间或距离不超过标准值的人口占比、机构配置与人口规模等。"
+        "等时圈为从各机构出发在给定分钟内可达的道路范围。",
+        "Travel times from every population place to the nearest health facility are computed on "
+        "the real road network (multi-source Dijkstra shortest paths). Each standard is checked "
+        "per administrative unit: the share of population within the time or distance threshold, "
+        "the presence of required facilities, and ratios to population. Isochrones are the areas "
+        "reachable from the facilities within the given minutes along roads.",
+    ),
+    "osm_licence": (
+        "道路与设施数据 © OpenStreetMap contributors，依据开放数据库许可（ODbL 1.0）提供。",
+        "Road and facility data © OpenStreetMap contributors, available under the Open "
+        "Database License (ODbL 1.0).",
+    ),
+    "extract_date": ("OSM 数据日期", "OSM extract date"),
+    "file": ("文件", "File"),
+    "role": ("用途", "Role"),
+    "generated": ("生成时间", "Generated"),
+}
+
+#: The tables :func:`label` searches, in this order (the first that has the key wins).
+_TERM_TABLES: tuple[Mapping[str, tuple[str, str]], ...] = (
+    RULE_LABELS, STATUS_LABELS, URBAN_RURAL_LABELS, MODE_LABELS, UNIT_LEVEL_LABELS,
+    COLUMN_LABELS, FACILITY_TYPE_LABELS, GROUP_LABELS, UNIT_KIND_LABELS,
+)  # fmt: skip
+
+#: Name endings of each unit kind, longest first (NBS names: 新山村街道办事处, 平安社区居委会).
+_KIND_ENDINGS: tuple[tuple[str, str], ...] = (
+    ("街道办事处", "subdistrict"), ("居民委员会", "community"), ("村民委员会", "village"),
+    ("社区委员会", "community"),
+    ("街道办", "subdistrict"), ("居委会", "community"), ("村委会", "village"),
+    ("街道", "subdistrict"), ("社区", "community"), ("镇", "town"), ("乡", "township"),
+    ("村", "village"),
+)  # fmt: skip
 
 
-def facility_type_label(name: str, *, language: str = "en") -> str:
-    """Return the label of a facility type or group (the name itself when unknown)."""
-    pair = FACILITY_TYPES.get(name) or GROUP_LABELS.get(name)
-    if pair is None and name in FACILITY_GROUPS:
-        return name
-    return _pick(pair, language) if pair else name
+def check_language(language: str | None) -> str:
+    """Return ``language`` as one of :data:`LANGUAGES` (``None`` is English; ``zh-CN`` is zh).
+
+    Raises
+    ------
+    CoverageError
+        For any other language code.
+    """
+    lang = (language or "en").lower()
+    for known in LANGUAGES:
+        if lang.startswith(known):
+            return known
+    raise CoverageError(
+        f"unknown output language {language!r} (use 'zh' for Chinese or 'en' for English)"
+    )
 
 
-def label(key: str, *, language: str = "en") -> str:
-    """Return the label of a rule kind, status, class, column, facility type or group.
+def _pick(pair: tuple[str, str], language: str | None) -> str:
+    return pair[0] if check_language(language) == "zh" else pair[1]
+
+
+def label(key: str, *, language: str | None = "en") -> str:
+    """Return the label of a term.
+
+    The term tables are searched in this order: rule kind, status, urban/rural class, travel
+    mode, unit level, column, facility type, facility group, unit kind.
 
     Parameters
     ----------
     key
         E.g. ``"travel_time"``, ``"pass"``, ``"covered_population"``, ``"village_clinic"``.
     language
-        ``"en"`` or ``"zh"``.
+        ``"en"`` or ``"zh"`` (see :func:`check_language`).
 
     Returns
     -------
     str
         The label; ``key`` itself when it has none.
+
+    Raises
+    ------
+    CoverageError
+        For an unknown language.
+
+    Examples
+    --------
+    >>> label("pass", language="zh"), label("township", language="zh")
+    ('达标', '乡镇/街道')
     """
-    for table in (RULE_LABELS, STATUS_LABELS, URBAN_RURAL_LABELS, COLUMN_LABELS):
+    lang = check_language(language)
+    for table in _TERM_TABLES:
         if key in table:
-            return _pick(table[key], language)
-    return facility_type_label(key, language=language)
+            return _pick(table[key], lang)
+    return key
+
+
+def facility_type_label(name: str, *, language: str | None = "en") -> str:
+    """Return the label of a facility type or group (the name itself when unknown)."""
+    pair = FACILITY_TYPE_LABELS.get(name) or GROUP_LABELS.get(name)
+    return _pick(pair, language) if pair else name
+
+
+def unit_kind_label(kind: str, *, language: str | None = "en") -> str:
+    """Return the label of a kind of unit (:data:`UNIT_KIND_LABELS`; unknown kinds unchanged)."""
+    pair = UNIT_KIND_LABELS.get(kind)
+    return _pick(pair, language) if pair else kind
+
+
+def unit_kind_from_name(name: object) -> str | None:
+    """Return the kind of unit a Chinese unit name ends in, None when it shows none.
+
+    Examples
+    --------
+    >>> unit_kind_from_name("新山村街道办事处"), unit_kind_from_name("跳磴镇")
+    ('subdistrict', 'town')
+    >>> unit_kind_from_name("平安社区居委会"), unit_kind_from_name("双河村")
+    ('community', 'village')
+    >>> unit_kind_from_name("") is None
+    True
+    """
+    text = unicodedata.normalize("NFKC", "" if name is None else str(name)).strip()
+    for ending, kind in _KIND_ENDINGS:
+        if text.endswith(ending) and len(text) > len(ending):
+            return kind
+    return None
+
+
+def text(key: str, language: str | None, **fields: object) -> str:
+    """Return the string ``key`` of :data:`TEXT` in ``language``, formatted with ``fields``."""
+    value = _pick(TEXT[key], language)
+    return value.format(**fields) if fields else value
+
+
+def column_label(column: str, language: str | None) -> str:
+    """Return the heading of an exported column.
+
+    English headings are the column keys (stable for scripts); Chinese ones come from
+    :data:`COLUMN_LABELS`; unknown columns keep their name.
+    """
+    if check_language(language) == "en":
+        return column
+    pair = COLUMN_LABELS.get(column)
+    return pair[0] if pair else column
+
+
+def status_label(status: str, language: str | None) -> str:
+    """Return the word for a status value (unknown values are returned unchanged)."""
+    pair = STATUS_LABELS.get(status)
+    return _pick(pair, language) if pair else status
+
+
+def mode_label(mode: str, language: str | None) -> str:
+    """Return the name of a travel mode (unknown modes keep their key)."""
+    pair = MODE_LABELS.get(mode)
+    return _pick(pair, language) if pair else mode
+
+
+def _blank(value: object) -> bool:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    return isinstance(value, float) and value != value
+
+
+def urban_rural_class(value: object, *, strict: bool = True) -> str | None:
+    """Decode an urban/rural word or NBS class code to ``"urban"``, ``"rural"`` or None.
+
+    The one decoder of the package (user columns, NBS tables, joins). Accepted: the words of
+    :data:`URBAN_RURAL_WORDS` (urban/rural, 城镇/城市/城区/镇区/城, 乡村/农村/乡, u/r, 1/2,
+    case-insensitive, full-width forms too) and 3-digit NBS urban-rural class codes (1xx
+    urban, 2xx rural; ``111.0`` as read from a spreadsheet too).
+
+    Parameters
+    ----------
+    value
+        One cell. Blanks (None, NaN, ``""``, ``"nan"``, ``"none"``) give None.
+    strict
+        Raise for a value that is neither a word nor a code; when False return None.
+
+    Raises
+    ------
+    ValueError
+        With the value, when ``strict`` and the value is not a class.
+
+    Examples
+    --------
+    >>> urban_rural_class("城镇"), urban_rural_class(220), urban_rural_class("121.0")
+    ('urban', 'rural', 'urban')
+    >>> urban_rural_class("9", strict=False) is None
+    True
+    """
+    if _blank(value):
+        return None
+    word = unicodedata.normalize("NFKC", str(value)).strip().lower()
+    if word.endswith(".0"):
+        word = word[:-2]
+    if word in ("", "nan", "none", "<na>"):
+        return None
+    if word in URBAN_RURAL_WORDS:
+        return URBAN_RURAL_WORDS[word]
+    if len(word) == 3 and word.isdigit() and word[0] in "12":
+        return "urban" if word[0] == "1" else "rural"
+    if strict:
+        raise ValueError(value)
+    return None
 
 
 def translate_table(
-    table: pd.DataFrame, *, language: str = "en", values: bool = True
+    table: pd.DataFrame, *, language: str | None = "en", values: bool = True
 ) -> pd.DataFrame:
     """Return a copy of a result table with labelled columns (and statuses, kinds, classes).
 
     Parameters
     ----------
     table
-        A table of the audit (:class:`covplan.standards.audit.AuditResult`).
+        A table of the audit (:class:`covplan.standards.audit.AuditResult`) or of a run.
     language
         ``"en"`` or ``"zh"``.
     values
-        Also translate the values of ``status``, ``rule`` and ``urban_rural``.
+        Also translate the values of ``status``, ``region_status``, ``rule``, ``urban_rural``,
+        ``level`` and ``mode``.
+
+    Per-mode columns (``minutes_walk``, ``nearest_drive``, ``nearest_name_walk``) are headed
+    like the places export (``分钟（步行）``); columns without a label keep their name.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The copy; the active geometry column of a GeoDataFrame keeps its name (renaming it
+        would leave the frame without geometry).
     """
+    lang = check_language(language)
     out = table.copy()
     if values:
         maps: Mapping[str, Mapping[str, tuple[str, str]]] = {
-            "status": STATUS_LABELS, "rule": RULE_LABELS, "urban_rural": URBAN_RURAL_LABELS,
-            "region_status": STATUS_LABELS,
+            "status": STATUS_LABELS, "region_status": STATUS_LABELS, "rule": RULE_LABELS,
+            "urban_rural": URBAN_RURAL_LABELS, "level": UNIT_LEVEL_LABELS, "mode": MODE_LABELS,
+            "unit_kind": UNIT_KIND_LABELS,
         }  # fmt: skip
         for col, table_map in maps.items():
             if col in out.columns:
                 out[col] = out[col].map(
-                    lambda v, m=table_map: _pick(m[v], language) if v in m else v
+                    lambda v, m=table_map: _pick(m[v], lang) if isinstance(v, str) and v in m
+                    else v
                 )
-    return out.rename(columns={c: _pick(COLUMN_LABELS[c], language)
-                               for c in out.columns if c in COLUMN_LABELS})
+    geometry = getattr(table, "_geometry_column_name", None)
+    return out.rename(columns={c: _column_heading(str(c), lang)
+                               for c in out.columns if c != geometry})
+
+
+def _column_heading(column: str, language: str) -> str:
+    """Readable heading of a column: its label, ``分钟（步行）`` for per-mode ones, else itself."""
+    if column in COLUMN_LABELS:
+        return _pick(COLUMN_LABELS[column], language)
+    for base in _PER_MODE_COLUMNS:
+        mode = column.removeprefix(f"{base}_")
+        if mode != column and mode in MODE_LABELS:
+            head, name = _pick(COLUMN_LABELS[base], language), _pick(MODE_LABELS[mode], language)
+            return f"{head}（{name}）" if language == "zh" else f"{head} ({name})"
+    return column

@@ -60,6 +60,7 @@ def load_inputs(scenario: Scenario, *, steps: Steps | None = None) -> Inputs:
         load_boundaries,
         load_facilities,
         load_population,
+        load_unit_levels,
     )
     from covplan.inputs.urban_rural import classify_places
 
@@ -68,18 +69,25 @@ def load_inputs(scenario: Scenario, *, steps: Steps | None = None) -> Inputs:
         warnings.simplefilter("always", InputWarning)
         fac = dict(scenario.facilities)
         facilities = load_facilities(fac.pop("path"), **fac)
-        bnd = dict(scenario.boundaries)
-        units = load_boundaries(
-            bnd.pop("path"),
-            id_column=bnd.pop("id_column", "unit_id"),
-            name_column=bnd.pop("name_column", "name"),
-            level=bnd.pop("level", "unit"),
-            **bnd,
-        )
+        if scenario.inputs.units:
+            # several levels: places belong to the finest, rules name the level they judge
+            units = load_unit_levels(scenario.unit_levels)
+            finest = units[units["level"] == scenario.unit_levels[-1]["level"]]
+        else:
+            bnd = dict(scenario.boundaries)
+            units = load_boundaries(
+                bnd.pop("path"),
+                id_column=bnd.pop("id_column", "unit_id"),
+                name_column=bnd.pop("name_column", "name"),
+                level=bnd.pop("level", "unit"),
+                **bnd,
+            )
+            finest = units
         pop = dict(scenario.population)
         density = pop.pop("urban_density_per_km2", None)
         nbs_code_column = pop.pop("nbs_code_column", None)
-        places = load_population(pop.pop("path", None), kind=pop.pop("kind"), units=units, **pop)
+        places = load_population(pop.pop("path", None), kind=pop.pop("kind"), units=finest,
+                                 **pop)
         # urban or rural, in order: the user's column, the NBS urban-rural code, the density
         column = "urban_rural" if places["urban_rural"].notna().any() else None
         places = classify_places(
@@ -94,6 +102,9 @@ def load_inputs(scenario: Scenario, *, steps: Steps | None = None) -> Inputs:
         "facilities": Path(scenario.facilities["path"]),
         "boundaries": Path(scenario.boundaries["path"]),
     }
+    for level in scenario.unit_levels[:-1]:
+        if level.get("path"):
+            files[f"units ({level['level']})"] = Path(level["path"])
     if scenario.population.get("path"):
         files["population"] = Path(scenario.population["path"])
     if not scenario.network_is_online:
@@ -303,6 +314,25 @@ def _parameters(scenario: Scenario, rules: Sequence[Rule], new_sites: int) -> di
         "new_sites": new_sites,
         "isochrone_minutes": isochrone_minutes(scenario),
     }
+
+
+def check_rule_levels(rules: Sequence[Rule], inputs: Inputs) -> list[Problem]:
+    """List the rules whose level is not a level of the units (they report ``cannot_check``).
+
+    Each problem names the rule, the level it is judged at, the levels the data has and how to
+    add the missing one; nothing is moved to another level.
+    """
+    from covplan.standards.layers import Layers
+
+    layers = Layers(facilities=inputs.facilities, units=inputs.units, places=inputs.places)
+    problems = []
+    for rule in rules:
+        why = layers.missing_level(rule.level)
+        if why is not None:
+            problems.append(Problem(f"standards {rule.id} (level {rule.level!r})",
+                                    f"cannot be checked: {why.split(': add')[0]}",
+                                    "add" + why.split(": add", 1)[1] if ": add" in why else ""))
+    return problems
 
 
 def check_rules_have_facilities(rules: Sequence[Rule], inputs: Inputs) -> list[Problem]:

@@ -63,6 +63,7 @@ __all__ = [
     "ScenarioDocument",
     "ScenarioFile",
     "ScenarioSection",
+    "UnitsLevelSection",
     "UnitsPopulation",
     "apply_overrides",
     "load_scenario",
@@ -123,6 +124,13 @@ Language = Literal["en", "zh"]
 UrbanRural = Literal["urban", "rural"]
 
 
+def _scenario_path(path: str | Path) -> Path:
+    """Return a scenario file's path resolved; a symbolic link loop is an InputError."""
+    from covplan.inputs._io import resolve_path
+
+    return resolve_path(path, role="scenario")
+
+
 def _folder(info: ValidationInfo) -> Path | None:
     context = info.context if isinstance(info.context, Mapping) else {}
     folder = context.get("folder")
@@ -134,7 +142,13 @@ def _resolve(value: Any, info: ValidationInfo) -> Path:
         raise _problem(f"must be str, got {value!r}")
     path = Path(value).expanduser()
     folder = _folder(info)
-    return (folder / path).resolve() if folder is not None else path
+    try:
+        return (folder / path).resolve() if folder is not None else path
+    except (RuntimeError, OSError) as exc:  # a symbolic link loop (RuntimeError before 3.13)
+        from covplan.inputs._io import symlink_loop_problem
+
+        loop = symlink_loop_problem(folder / path if folder is not None else path)
+        raise _problem(loop.what, loop.fix) from exc
 
 
 def _input_file(value: Any, info: ValidationInfo) -> Path:
@@ -221,10 +235,17 @@ class FacilitiesSection(_Section):
     type_map: dict[str, Text] | None = Field(
         None, description="Source type names to facility types, e.g. 卫生院 = "
         "township_health_centre.")
+    status: list[Literal["existing", "under_construction", "planned", "现有", "在建", "规划"]
+                 ] | None = Field(
+        None, description="With a 状态 column: the statuses counted (default [\"existing\"], "
+        "i.e. 现有 only; add under_construction/planned to plan ahead).")
 
 
 class BoundariesSection(_Section):
-    """``[inputs.boundaries]``: the administrative units results are reported by."""
+    """``[inputs.boundaries]``: the administrative units of one level results are reported by.
+
+    For several levels (区县, 镇街, 村社区) use ``[[inputs.units]]`` instead.
+    """
 
     path: InputFile
     layer: Text | None = None
@@ -234,6 +255,49 @@ class BoundariesSection(_Section):
     population_column: Text | None = None
     parent_column: Text | None = None
     urban_rural_column: Text | None = None
+    code_column: Text | None = None
+    kind_column: Text | None = None
+
+
+#: Rank of the level names presets use, coarsest first (``[[inputs.units]]`` are listed so).
+_LEVEL_RANK = {"county": 0, "township": 1, "village": 2}
+
+
+class UnitsLevelSection(_Section):
+    """One ``[[inputs.units]]`` table: the units of one level, from a file or derived.
+
+    List the levels from the coarsest (county) to the finest (village). Each level's units are
+    linked to the level above by NBS code prefix (a village's 12-digit code starts with its
+    township's 9 digits), else by ``parent_column``, else by largest overlap; a unit with no
+    parent found is reported (a warning with where, what and how to fix).
+    """
+
+    level: Text = Field(description="county, township, village (the levels presets judge "
+                        "at) or a name of your own.")
+    path: InputFile | None = Field(None, description="The polygons of this level.")
+    derive: Literal["union"] | None = Field(
+        None, description="Build this level as unions of the next finer level's units, "
+        "grouped by NBS code prefix (else by parent_column, else one unit).")
+    name: Text | None = Field(None, description="Name of the unit of a derived level when "
+                              "its code is not an NBS code (e.g. the county's name).")
+    layer: Text | None = None
+    crs: Text | None = None
+    id_column: Text = "unit_id"
+    name_column: Text = "name"
+    code_column: Text | None = Field(None, description="Column with the NBS code (default: "
+                                     "the id when it is a 6-, 9- or 12-digit code).")
+    population_column: Text | None = None
+    parent_column: Text | None = None
+    urban_rural_column: Text | None = None
+    kind_column: Text | None = Field(None, description="Column with each unit's kind (街道, "
+                                     "镇, 乡, 社区, 行政村), used when code and name do not say.")
+
+    @model_validator(mode="after")
+    def _path_or_derive(self) -> UnitsLevelSection:
+        if (self.path is None) == (self.derive is None):
+            raise _problem("give either path (a file of this level) or derive = \"union\"",
+                           "one of the two, not both", key="path")
+        return self
 
 
 class _Population(_Section):
@@ -290,22 +354,54 @@ class NetworkSection(_Section):
 
 
 class InputsSection(_Section):
-    """``[inputs]``: facilities, boundaries, population (default: ``kind = "units"``), roads."""
+    """``[inputs]``: facilities, boundaries (or units), population, roads.
+
+    Units come from one ``[inputs.boundaries]`` table (one level) or from ``[[inputs.units]]``
+    tables (several levels, coarsest first); population defaults to ``kind = "units"``.
+    """
 
     facilities: FacilitiesSection
-    boundaries: BoundariesSection
+    boundaries: BoundariesSection | None = None
+    units: list[UnitsLevelSection] | None = None
     population: PopulationSection = UnitsPopulation(kind="units")
     network: NetworkSection
 
     @model_validator(mode="after")
     def _units_need_a_column(self) -> InputsSection:
+        if self.boundaries is None and not self.units:
+            raise _problem("missing section", "add an [inputs.boundaries] table with path, or "
+                           "[[inputs.units]] tables (one per level)", key="boundaries")
+        if self.boundaries is not None and self.units:
+            raise _problem("give [inputs.boundaries] or [[inputs.units]], not both",
+                           "move the boundaries file into an [[inputs.units]] table",
+                           key="units")
+        if self.units:
+            _check_unit_levels(self.units)
+        finest = self.boundaries if self.boundaries is not None else self.units[-1]
         if (
             "population" in self.model_fields_set
             and self.population.kind == "units"
-            and self.boundaries.population_column is None
+            and finest.population_column is None
         ):
             raise _units_problem()
         return self
+
+
+def _check_unit_levels(levels: list[UnitsLevelSection]) -> None:
+    names = [u.level for u in levels]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise _problem(f"level {dup[0]!r} is given more than once",
+                       "give each level one [[inputs.units]] table", key="units")
+    ranks = [_LEVEL_RANK[n] for n in names if n in _LEVEL_RANK]
+    if ranks != sorted(ranks):
+        raise _problem(f"levels are listed {names}: list them from the coarsest to the finest",
+                       "order the [[inputs.units]] tables county, township, village",
+                       key="units")
+    if levels[-1].derive is not None:
+        raise _problem(f"the finest level ({levels[-1].level!r}) cannot be derived",
+                       "give it a path; derive = \"union\" builds a coarser level from it",
+                       key="units")
 
 
 def _units_problem() -> PydanticCustomError:
@@ -401,6 +497,7 @@ class PresenceTable(_RuleTable):
     exactly: Whole | None = None
     unit_class: UrbanRural | None = None
     unit_name_pattern: Text | None = None
+    unit_kinds: list[Text] | None = None
     exempt_if_hosts: FacilityTypes | None = None
     exempt_below_population: Positive | None = None
     exempt_near: Positive | None = None
@@ -418,6 +515,7 @@ class PopulationBandTable(_RuleTable):
     upper: Positive
     unit_class: UrbanRural | None = None
     unit_name_pattern: Text | None = None
+    unit_kinds: list[Text] | None = None
     exclude_hosts_of: FacilityTypes | None = None
 
 
@@ -553,8 +651,18 @@ class Scenario:
 
     @property
     def boundaries(self) -> dict[str, Any]:
-        """``[inputs.boundaries]`` as a dict."""
+        """``[inputs.boundaries]`` as a dict; with ``[[inputs.units]]``, the finest level's."""
+        if self.inputs.boundaries is None:
+            assert self.inputs.units
+            return self.inputs.units[-1].model_dump(exclude_none=True)
         return self.inputs.boundaries.model_dump(exclude_none=True)
+
+    @property
+    def unit_levels(self) -> list[dict[str, Any]]:
+        """The unit levels, coarsest first, as dicts (one for ``[inputs.boundaries]``)."""
+        if self.inputs.units:
+            return [u.model_dump(exclude_none=True) for u in self.inputs.units]
+        return [self.boundaries]
 
     @property
     def population(self) -> dict[str, Any]:
@@ -625,7 +733,7 @@ def load_scenario(path: str | Path) -> Scenario:
     InputError
         Listing every problem found, each with its key path and how to fix it.
     """
-    path = Path(path).expanduser().resolve()
+    path = _scenario_path(path)
     table = load_scenario_table(path)
     return parse_scenario(table, folder=path.parent, path=path)
 
@@ -683,6 +791,7 @@ _TABLES: dict[tuple[str, ...], type[BaseModel]] = {
     ("inputs",): InputsSection,
     ("inputs", "facilities"): FacilitiesSection,
     ("inputs", "boundaries"): BoundariesSection,
+    ("inputs", "units"): UnitsLevelSection,
     ("inputs", "population"): PointsPopulation,
     ("inputs", "network"): NetworkSection,
     ("outputs",): OutputsSection,
@@ -723,7 +832,8 @@ def _problem_of(
     if loc and loc[0] == "standards":
         return Problem("standards", "must be an array of tables", "write each as [[standards]]")
     if kind == "extra_forbidden":
-        allowed = _keys(_TABLES.get(loc[:-1], ScenarioFile))
+        table_key = tuple(p for p in loc[:-1] if not isinstance(p, int))
+        allowed = _keys(_TABLES.get(table_key, ScenarioFile))
         close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
         hint = f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(allowed)}"
         return Problem(where, "unknown key", hint)
@@ -1011,7 +1121,7 @@ def _set_by_rule_id(
 
 def load_scenario_with_overrides(path: str | Path, assignments: list[str]) -> Scenario:
     """Read a scenario file, apply ``--set`` overrides (:func:`apply_overrides`), then check it."""
-    path = Path(path).expanduser().resolve()
+    path = _scenario_path(path)
     if not assignments:
         return load_scenario(path)
     scenario = load_scenario_table(path)
@@ -1020,7 +1130,7 @@ def load_scenario_with_overrides(path: str | Path, assignments: list[str]) -> Sc
 
 def load_scenario_table(path: str | Path) -> dict[str, Any]:
     """Read a scenario file's TOML table without checking it (errors as in load_scenario)."""
-    path = Path(path).expanduser().resolve()
+    path = _scenario_path(path)
     if not path.is_file():
         raise InputError(
             [Problem(str(path), "scenario file not found",

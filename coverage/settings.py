@@ -27,6 +27,13 @@ variable set after ``import covplan`` still counts. Every variable starts with `
     Size limits in bytes (a whole number above 0) of road-network files, other input files and
     scenario files (:func:`size_limit_override`). Default: unset, meaning the limits of
     :data:`covplan.inputs._io.MAX_INPUT_BYTES` (2 GiB, 500 MiB and 10 MiB).
+``COVPLAN_MAP_MAX_POINTS``
+    The most population places map.html and map.png draw (:func:`map_max_points`); a run with
+    more draws a seeded random sample of this many and says so on the map. Default: 20000.
+``COVPLAN_XLSX_MAX_ROWS``
+    The most data rows of one units.xlsx sheet (:func:`xlsx_max_rows`); a longer table is cut
+    there with a note (the full table is in places.csv / units.csv and results.gpkg). At most
+    1048575 (Excel's limit less the heading row). Default: 200000.
 """
 
 from __future__ import annotations
@@ -43,6 +50,8 @@ __all__ = [
     "VARIABLES",
     "cache_dir",
     "china_data_dir",
+    "map_max_points",
+    "xlsx_max_rows",
     "download_dir",
     "network_cache_dir",
     "osm_base_url",
@@ -63,8 +72,15 @@ SIZE_LIMIT_ENV: dict[str, str] = {
 #: Every variable this module reads.
 VARIABLES: tuple[str, ...] = (
     CACHE_DIR_ENV, LEGACY_CACHE_ENV, "COVPLAN_OSM_BASE_URL", "COVPLAN_CHINA_DATA",
-    "COVPLAN_SCENARIOS", *SIZE_LIMIT_ENV.values(),
+    "COVPLAN_SCENARIOS", *SIZE_LIMIT_ENV.values(), "COVPLAN_MAP_MAX_POINTS",
+    "COVPLAN_XLSX_MAX_ROWS",
 )  # fmt: skip
+#: Default of ``COVPLAN_MAP_MAX_POINTS`` (places drawn on a map).
+MAP_MAX_POINTS = 20_000
+#: Default of ``COVPLAN_XLSX_MAX_ROWS`` (data rows of one XLSX sheet).
+XLSX_MAX_ROWS = 200_000
+#: Rows of an XLSX sheet (1,048,576) less its heading row.
+XLSX_SHEET_ROWS = 1_048_575
 
 
 def _get(name: str) -> str | None:
@@ -154,3 +170,37 @@ def size_limit_override(kind: str, *, default: int | None = None) -> int | None:
             + (f" ({default})" if default is not None else "")
         )
     return value
+
+
+def _whole_number(name: str, default: int, *, most: int | None = None) -> int:
+    """Return a variable as a whole number above 0 (``default`` when unset).
+
+    Raises
+    ------
+    CoverageError
+        If the variable is set to anything else, or above ``most``.
+    """
+    text = _get(name)
+    if text is None:
+        return default
+    try:
+        value = int(text.replace("_", "").replace(",", ""))
+    except ValueError:
+        value = 0
+    if value <= 0 or (most is not None and value > most):
+        limit = f" and at most {most}" if most is not None else ""
+        raise CoverageError(
+            f"environment variable {name}={text!r} is not a valid number; give a whole number "
+            f"above 0{limit}, or unset it for the default ({default})"
+        )
+    return value
+
+
+def map_max_points() -> int:
+    """Return the most places a map draws (``$COVPLAN_MAP_MAX_POINTS``, default 20,000)."""
+    return _whole_number("COVPLAN_MAP_MAX_POINTS", MAP_MAX_POINTS)
+
+
+def xlsx_max_rows() -> int:
+    """Return the most data rows of one XLSX sheet (``$COVPLAN_XLSX_MAX_ROWS``, default 200,000)."""
+    return _whole_number("COVPLAN_XLSX_MAX_ROWS", XLSX_MAX_ROWS, most=XLSX_SHEET_ROWS)

@@ -12,9 +12,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from covplan import planning
 from covplan.app import cache
 from covplan.app.i18n import detect_language, t
-from covplan.app.state import (
+from covplan.errors import CoverageError
+from covplan.facility_types import FACILITY_GROUPS
+from covplan.inputs.uploads import UploadStore
+from covplan.pipeline import rules_for_scenario
+from covplan.planning import (
     Plan,
     SessionPlans,
     check_upload,
@@ -23,10 +28,6 @@ from covplan.app.state import (
     standards_tables,
     write_upload_scenario,
 )
-from covplan.errors import CoverageError
-from covplan.facility_types import FACILITY_GROUPS
-from covplan.inputs.uploads import UploadStore
-from covplan.pipeline import rules_for_scenario
 from covplan.standards import load_preset
 from shipped import ANDORRA_SCENARIO, LIECHTENSTEIN_SCENARIO
 from streamlit.testing.v1 import AppTest
@@ -37,11 +38,11 @@ LON, LAT = 1.55, 42.55  # on a road in Canillo, outside the 15-minute ambulance 
 
 
 @pytest.fixture(scope="module")
-def region() -> cache.Region:
-    return cache.load_region(ANDORRA_SCENARIO)
+def region() -> planning.Region:
+    return planning.load_region(ANDORRA_SCENARIO)
 
 
-def _covered_bz12(region: cache.Region) -> float:
+def _covered_bz12(region: planning.Region) -> float:
     """Urban residents within 15 min by ambulance of an emergency facility (engine times)."""
     places = region.inputs.places
     answer = region.access.nearest(FACILITY_GROUPS["emergency"], mode="ambulance",
@@ -76,7 +77,7 @@ def test_language_from_accept_language() -> None:
     assert t("title", "zh") == "卫生服务可及性规划"
 
 
-def test_threshold_edits_reach_preset_rules(region: cache.Region) -> None:
+def test_threshold_edits_reach_preset_rules(region: planning.Region) -> None:
     tables = standards_tables(region.scenario.standards,
                               thresholds={"BZ-12": {"minutes": {"urban": 20.0}},
                                           "DRIVE-15": {"minutes": 10.0}})
@@ -122,7 +123,7 @@ def test_uploads_checked_written_and_removed(tmp_path: Path) -> None:
         "network": ("andorra.osm.pbf", (data / "osm/andorra-2013-05-23.osm.pbf").read_bytes()),
     }
     path = write_upload_scenario(folder.path, files, level="parish", preset="shapingba")
-    region = cache.load_region(path)
+    region = planning.load_region(path)
     assert len(region.inputs.facilities) == 10 and len(region.inputs.units) == 7
     # population from the boundaries: one place per unit carrying its population
     expected = sum(json.loads(files["boundaries"][1])["features"][i]["properties"]["population"]
@@ -130,7 +131,7 @@ def test_uploads_checked_written_and_removed(tmp_path: Path) -> None:
     assert region.inputs.places["population"].sum() == pytest.approx(expected)
     bad = dict(files, boundaries=("parishes.geojson", b"{broken"))
     with pytest.raises(CoverageError):
-        cache.load_region(write_upload_scenario(folder.path, bad, level="parish"))
+        planning.load_region(write_upload_scenario(folder.path, bad, level="parish"))
     with pytest.raises(CoverageError, match="network"):
         write_upload_scenario(folder.path, {"facilities": files["facilities"]})
     folder.cleanup()
@@ -138,7 +139,7 @@ def test_uploads_checked_written_and_removed(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------- the app
-def test_app_region_preset_station_and_download(region: cache.Region) -> None:
+def test_app_region_preset_station_and_download(region: planning.Region) -> None:
     at = _app()
     assert at.title[0].value == "Health coverage planner"
     baseline = _covered_bz12(region)
@@ -151,7 +152,7 @@ def test_app_region_preset_station_and_download(region: cache.Region) -> None:
     at.button(key="w_add").click().run()
     assert not at.exception
     tables = standards_tables(region.scenario.standards)
-    plan = cache.evaluate_plan(region, tables, points=[("S1", LON, LAT)],
+    plan = planning.evaluate_plan(region, tables, points=[("S1", LON, LAT)],
                                station_type="emergency_station")
     audit = plan.summary.set_index("rule_id")["covered_population"]
     after = float(audit["BZ-12"])
@@ -201,14 +202,14 @@ def test_app_region_preset_station_and_download(region: cache.Region) -> None:
     # another region: a fresh plan with that scenario's own standards
     at.selectbox(key="region").set_value("liechtenstein").run()
     assert not at.exception
-    li = cache.load_region(LIECHTENSTEIN_SCENARIO)
+    li = planning.load_region(LIECHTENSTEIN_SCENARIO)
     assert _number(_metric(at, "Population covered (BZ-12)").value) == pytest.approx(
         _covered_bz12(li), abs=0.5)
     assert _metric(at, "Units passing every standard").value == f"0 / {len(li.inputs.units)}"
     assert at.session_state["plans"].current.region == "liechtenstein"
 
 
-def test_sessions_do_not_share_edits_and_chinese_interface(region: cache.Region) -> None:
+def test_sessions_do_not_share_edits_and_chinese_interface(region: planning.Region) -> None:
     first, second = _app(), _app()
     first.number_input(key="w_lon").set_value(LON)
     first.number_input(key="w_lat").set_value(LAT)
@@ -231,7 +232,7 @@ def test_sessions_do_not_share_edits_and_chinese_interface(region: cache.Region)
     assert "达标单元数" in summary.columns
 
 
-def test_edited_threshold_changes_the_metric(region: cache.Region) -> None:
+def test_edited_threshold_changes_the_metric(region: planning.Region) -> None:
     at = _app()
     at.number_input(key="thr|BZ-12|minutes|urban").set_value(20.0).run()
     assert not at.exception
@@ -246,7 +247,7 @@ def test_edited_threshold_changes_the_metric(region: cache.Region) -> None:
         expected, abs=0.5)
 
 
-def test_propose_sites_in_the_app_matches_the_package(region: cache.Region) -> None:
+def test_propose_sites_in_the_app_matches_the_package(region: planning.Region) -> None:
     """"Propose N sites" shows the optimiser's sites; adding them gives the claimed coverage."""
     at = _app()
     at.number_input(key="w_n").set_value(2)
@@ -254,7 +255,7 @@ def test_propose_sites_in_the_app_matches_the_package(region: cache.Region) -> N
     assert not at.exception, [e.value for e in at.exception]
     shown = next(d.value for d in at.dataframe if "site_id" in d.value.columns)
     tables = standards_tables(region.scenario.standards)
-    session = cache.shared_siting(str(ANDORRA_SCENARIO), cache.standards_key(tables), "BZ-12")
+    session = cache.shared_siting(str(ANDORRA_SCENARIO), planning.standards_key(tables), "BZ-12")
     expected = session.propose(2)
     assert list(shown["site_id"]) == list(expected.sites["site_id"])
     # add them to the plan: the headline metric equals the proposal's claimed coverage

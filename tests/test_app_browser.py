@@ -31,8 +31,7 @@ pytestmark = [
 
 def _expected_after_click() -> float:
     """Covered population for BZ-12 with a station at the click point (siting engine)."""
-    from covplan.app.cache import load_region, siting_for
-    from covplan.app.state import standards_tables
+    from covplan.planning import load_region, siting_for, standards_tables
 
     region = load_region(ANDORRA_SCENARIO)
     tables = standards_tables(region.scenario.standards)

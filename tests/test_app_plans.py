@@ -11,7 +11,8 @@ import json
 from typing import Any
 
 import pytest
-from covplan.app.state import (
+from covplan.errors import InputError
+from covplan.planning import (
     FILE_FORMAT,
     PLAN_MAX_BYTES,
     PLAN_MAX_DEPTH,
@@ -21,7 +22,6 @@ from covplan.app.state import (
     plain_markdown,
     save_plans,
 )
-from covplan.errors import InputError
 from streamlit.testing.v1 import AppTest
 from test_app import APP, LAT, LON
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from covplan import planning
 from covplan.app import cache
 from covplan.app.i18n import t
 from covplan.cli import main
@@ -86,7 +87,7 @@ def test_two_uploads_through_one_session_show_their_own_data(
     loads: list[str] = []
     real_load = cache.load_region
 
-    def counting_load(path: str, **kwargs: object) -> cache.Region:
+    def counting_load(path: str, **kwargs: object) -> planning.Region:
         if Path(path).parent.name == "upload":  # the shipped region the page opens on aside
             loads.append(str(path))
         return real_load(path, **kwargs)
@@ -107,7 +108,7 @@ def test_two_uploads_through_one_session_show_their_own_data(
     assert population == pytest.approx(expected["andorra"][1])
     first = cache.shared_region(path)
     first_name = at.session_state["region_name"]
-    assert first_name == f"upload-{cache.region_key(path)[:12]}"
+    assert first_name == f"upload-{planning.region_key(path)[:12]}"
     assert len(loads) == 1
 
     # the same session folder and scenario path, other bytes: another region, not Andorra's
@@ -133,18 +134,16 @@ def test_two_uploads_through_one_session_show_their_own_data(
 
 def test_options_are_part_of_the_key(tmp_path: Path) -> None:
     """The same files with another option (here the level) are another region."""
-    from covplan.app.state import write_upload_scenario
-
     files = {role: (Path(UPLOADS["andorra"][role]).name,
                     Path(UPLOADS["andorra"][role]).read_bytes())
              for role in ("facilities", "boundaries", "network")}
-    path = write_upload_scenario(tmp_path, files, level="parish")
-    parish = cache.region_key(path)
-    assert cache.region_key(path) == parish
-    write_upload_scenario(tmp_path, files, level="parish", crs="GCJ-02")
-    assert cache.region_key(path) != parish
-    write_upload_scenario(tmp_path, files, level="parish")
-    assert cache.region_key(path) == parish
+    path = planning.write_upload_scenario(tmp_path, files, level="parish")
+    parish = planning.region_key(path)
+    assert planning.region_key(path) == parish
+    planning.write_upload_scenario(tmp_path, files, level="parish", crs="GCJ-02")
+    assert planning.region_key(path) != parish
+    planning.write_upload_scenario(tmp_path, files, level="parish")
+    assert planning.region_key(path) == parish
 
 
 def test_upload_error_names_the_file_not_the_server_folder() -> None:

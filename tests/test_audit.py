@@ -42,9 +42,13 @@ def test_audit_tables_on_liechtenstein(li) -> None:
         TravelTimeRule(id="T", title="5/10 minutes", facility_types=("hospital",),
                        minutes={"urban": 5, "rural": 10}),
         *parse_standards([{"preset": "bazhong", "only": ["BZ-12", "BZ-13", "BZ-14"]},
-                          {"preset": "dadukou", "only": ["DDK-06", "DDK-10"]}]),
+                          {"preset": "dadukou", "only": ["DDK-06", "DDK-10"],
+                           # a municipality has no kind (社区...): judge every one
+                           "override": {"DDK-06": {"unit_kinds": []}}}]),
     ]
-    result = run_audit(rules, facilities=facilities, units=units, places=places, access=access)
+    # the municipalities stand for every level here: said explicitly (never guessed)
+    result = run_audit(rules, facilities=facilities, units=units, places=places, access=access,
+                       levels={"county": "municipality", "village": "municipality"})
 
     assert list(result.units.columns) == ["rule_id", "rule", "title", *RESULT_COLUMNS[2:]]
     assert len(result.units) == 11 * len(rules)  # every rule is checked per municipality
@@ -129,21 +133,29 @@ def test_every_preset_runs_on_the_demo_regions(region: str) -> None:
     access = StraightLineAccess(facilities, places,
                                 speeds_kmh={"drive": 40.0, "ambulance": 45.0, "walk": 4.5},
                                 detour_factor=1.3)
+    level = str(units["level"].iloc[0])  # the one level of the demo stands for all three
     for preset in list_presets():
         rules = load_preset(preset)
         result = run_audit(rules, facilities=facilities, units=units, places=places,
-                           access=access)
+                           access=access, levels=dict.fromkeys(("county", "township",
+                                                                 "village"), level))
         assert len(result.units) == len(rules) * len(units), preset
-        assert set(result.units["status"]) <= {"pass", "fail", "not_applicable"}
-        checked = result.units[result.units["status"] != "not_applicable"]
+        assert set(result.units["status"]) <= {"pass", "fail", "not_applicable",
+                                               "cannot_check"}
+        # a rule asking for a kind of unit (街道, 行政村...) cannot tell the kind of a parish
+        by_kind = {r.id for r in rules if getattr(r, "unit_kinds", ())}
+        assert set(result.units.loc[result.units["status"] == "cannot_check", "rule_id"]) \
+            == by_kind
+        checked = result.units[~result.units["status"].isin(["not_applicable",
+                                                             "cannot_check"])]
         assert (checked["covered_population"].fillna(0) <= checked["population"] + 1e-6).all()
         for _, row in result.units[result.units["rule"] == "population_band"].iterrows():
-            if row["status"] != "not_applicable":  # needed = ceil(residents / upper)
+            if row["status"] in ("pass", "fail"):  # needed = ceil(residents / upper)
                 upper = next(r.upper for r in rules if r.id == row["rule_id"])
                 assert row["needed"] == math.ceil(row["population"] / upper)
     # the unit classes that decide BZ-12 vs BZ-13 sum to all residents of the places
     result = run_audit(load_preset("bazhong"), facilities=facilities, units=units,
-                       places=places, access=access)
+                       places=places, access=access, levels={"county": level})
     s = result.summary.set_index("rule_id")
     assert s.loc["BZ-12", "population"] + s.loc["BZ-13", "population"] == pytest.approx(
         places["population"].sum())

@@ -184,8 +184,9 @@ def test_units_csv_one_row_per_unit_and_rule(audit_run):
     assert spb.sort_index().to_numpy() == pytest.approx(by_unit.sort_index().to_numpy(), rel=1e-6)
     # xlsx holds the same rows
     book = openpyxl.load_workbook(out / "units.xlsx", read_only=True)
-    assert book["units"].max_row == len(units) + 1
-    assert book["places"].max_row == len(places) + 1
+    for sheet, table in (("units", units), ("places", places)):
+        # a write-only workbook records no dimension: count the rows
+        assert sum(1 for _ in book[sheet].iter_rows()) == len(table) + 1, sheet
 
 
 def test_places_csv_minutes_per_mode(audit_run):

@@ -338,16 +338,27 @@ def test_xlsx_cells_are_text_never_formulas(runs: list[Run]) -> None:
             assert FORMULA in values  # kept as it is, in a text cell
 
 
-def test_gpkg_keeps_the_data_as_given(runs: list[Run]) -> None:
-    """results.gpkg is the run's data for GIS use: the text is stored exactly as read."""
+def test_gpkg_keeps_the_data_as_given_without_bidi_controls(runs: list[Run]) -> None:
+    """results.gpkg is the run's data for GIS use: the text as read, bidi controls dropped."""
     for run in runs:
         path = run.out / "results.gpkg"
         fac = pyogrio.read_dataframe(path, layer="facilities")
-        assert list(fac["name"]) == list(run.facilities["name"])
-        assert list(fac["facility_id"]) == list(run.facilities["facility_id"])
+        assert list(fac["name"]) == list(run.facilities["name"].map(shown))
+        assert list(fac["facility_id"]) == list(run.facilities["facility_id"].map(shown))
         units = pyogrio.read_dataframe(path, layer="units")
-        assert list(units["unit_id"]) == list(run.units["unit_id"])
-        assert list(units["name"]) == list(run.units["name"])
+        assert list(units["unit_id"]) == list(run.units["unit_id"].map(shown))
+        assert list(units["name"]) == list(run.units["name"].map(shown))
+        assert any(set(BIDI) & set(text) for text in run.facilities["name"])  # was there
+        for layer in ("facilities", "units", "unit_results", "places", "isochrones"):
+            frame = pyogrio.read_dataframe(path, layer=layer)
+            for column in frame.columns.drop("geometry"):
+                if frame[column].dtype == object:
+                    texts = frame[column].dropna().astype(str)
+                    assert not any(set(BIDI) & set(t) for t in texts), (layer, column)
+        rows = pyogrio.read_dataframe(path, layer="run_manifest")
+        assert not any(set(BIDI) & set(v) for v in rows["value"])
+        stored = dict(zip(rows["key"], rows["value"], strict=True))
+        assert json.loads(stored["parameters"])["name"] == run.name  # escaped, same value
 
 
 def test_png_title_is_plain_truncated_and_manifest_chunk_has_no_bidi(runs: list[Run]) -> None:

@@ -115,6 +115,7 @@ def test_a_cycle_is_found() -> None:
         ("covplan.standards", ["covplan.engine", "covplan.siting", "covplan.outputs",
                                "covplan.pipeline", "covplan.cli", "covplan.app"]),
         ("covplan.outputs", ["covplan.pipeline", "covplan.cli", "covplan.app", "covplan.batch"]),
+        ("covplan.planning", ["covplan.app", "covplan.cli"]),
     ],
 )
 def test_layer_rules(layer: str, forbidden: list[str]) -> None:
@@ -122,5 +123,46 @@ def test_layer_rules(layer: str, forbidden: list[str]) -> None:
         f"{module} imports {target}"
         for module, targets in import_graph().items() if _in(module, layer)
         for target in targets if any(_in(target, f) for f in forbidden)
+    )
+    assert broken == []
+
+
+def _imported_top_names(file: Path) -> set[str]:
+    """Top-level names of every module a file imports (``import a.b`` and ``from a import``)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(file.read_text("utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_only_the_app_imports_streamlit() -> None:
+    """Streamlit (and its components, ``streamlit_*``) belongs to ``covplan.app`` alone."""
+    broken = sorted(
+        f"{_module_name(f)} imports {name}"
+        for f in PACKAGE.rglob("*.py") if not _in(_module_name(f), "covplan.app")
+        for name in _imported_top_names(f)
+        if name == "streamlit" or name.startswith("streamlit_")
+    )
+    assert broken == []
+
+
+#: What the app may import of the package: its public-facing modules.
+APP_ALLOWED = ("covplan", "covplan.api", "covplan.errors", "covplan.settings",
+               "covplan.labels", "covplan.progress", "covplan.results", "covplan.scenario",
+               "covplan.whatif", "covplan.planning")
+
+
+def test_the_app_imports_public_modules_only() -> None:
+    graph = import_graph()
+    app = {m: targets for m, targets in graph.items() if _in(m, "covplan.app")}
+    assert "covplan.planning" in app["covplan.app.page"]  # the walk sees the app's imports
+    broken = sorted(
+        f"{module} imports {target}"
+        for module, targets in app.items()
+        for target in targets
+        if not _in(target, "covplan.app") and target not in APP_ALLOWED
     )
     assert broken == []

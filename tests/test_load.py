@@ -143,8 +143,7 @@ def _chinese(at: Any) -> Any:
 @pytest.fixture(scope="module")
 def expected() -> dict[str, float]:
     """The covered population of each what-if, from the siting engine outside the app."""
-    from covplan.app.cache import load_region, siting_for
-    from covplan.app.state import standards_tables
+    from covplan.planning import load_region, siting_for, standards_tables
 
     region = load_region(ANDORRA_SCENARIO)
     tables = standards_tables(region.scenario.standards)
@@ -197,8 +196,9 @@ def threaded_apptest(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_four_sessions_at_once_share_caches_but_not_results(expected, capsys, threaded_apptest):
+    from covplan import planning
     from covplan.app import cache
-    from covplan.app.state import standards_tables
+    from covplan.planning import standards_tables
     from streamlit.testing.v1 import AppTest
 
     assert expected["A"] != expected["B"] and expected["C"] > expected["baseline"]
@@ -213,7 +213,7 @@ def test_four_sessions_at_once_share_caches_but_not_results(expected, capsys, th
 
     # the shared objects every session reads
     region = cache.shared_region(str(ANDORRA_SCENARIO.resolve()))
-    tkey = cache.standards_key(standards_tables(region.scenario.standards))
+    tkey = planning.standards_key(standards_tables(region.scenario.standards))
     shared = {
         "region.inputs": region.inputs,
         "region.access": region.access,

@@ -285,22 +285,24 @@ def test_raster_without_population(folder):
 
 def test_unknown_facility_type_lists_known_types(folder, pois):
     df = pois.copy()
-    df.loc[1, "type"] = "卫生院"
+    df.loc[1, "type"] = "保健站"  # not 卫生院: a built-in name since the facility register
     df.loc[2, "type"] = "Apotheke"
     path = _csv(folder, df)
     msg = fails(folder, lambda: load_facilities(path), InputError)
-    assert "fac.csv rows 3, 4, column 'type': unknown facility type(s) 'Apotheke', '卫生院'" in msg
+    # one problem per unknown name, each with its rows (covplan.inputs.register)
+    assert "fac.csv row 3, column 'type': unknown facility type '保健站'" in msg
+    assert "fac.csv row 4, column 'type': unknown facility type 'Apotheke'" in msg
     for key in FACILITY_TYPES:
         assert key in msg
     assert "township_health_centre (乡镇卫生院)" in msg
-    assert "type_map = {'Apotheke' = \"township_health_centre\"}" in msg
-    fac = load_facilities(path, type_map={"卫生院": "township_health_centre",
+    assert "type_map = {'Apotheke' = \"other\"}" in msg  # the nearest known name
+    fac = load_facilities(path, type_map={"保健站": "township_health_centre",
                                           "Apotheke": "pharmacy"})
     assert fac["type"].iloc[1:3].tolist() == ["township_health_centre", "pharmacy"]
-    msg = fails(folder, lambda: load_facilities(path, type_map={"卫生院": "health_hut",
+    msg = fails(folder, lambda: load_facilities(path, type_map={"保健站": "health_hut",
                                                                 "Apotheke": "pharmacy"}),
                 InputError)
-    assert "type_map['卫生院']: maps to unknown facility type 'health_hut'" in msg
+    assert "type_map['保健站']: maps to unknown facility type 'health_hut'" in msg
 
 
 def test_no_type_column(folder, pois):

@@ -253,17 +253,19 @@ def test_a_linked_output_folder_replaces_the_folder_it_points_to(tmp_path: Path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "real"]
 
 
-def test_out_dir_at_a_mount_point_is_refused_early(tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_out_dir_at_a_mount_point_is_staged_inside_it(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A mount point is accepted and written in place (tests/test_outputs_mount.py)."""
     out = tmp_path / "mnt"
     out.mkdir()
     real = os.path.ismount
     monkeypatch.setattr(os.path, "ismount", lambda p: Path(p) == out or real(p))
-    with pytest.raises(CoverageError, match="mount point.*inside it"):
-        check_output_dir(out, [])
-    with pytest.raises(CoverageError, match="mount point"), staged_directory(out):
-        pass
+    assert check_output_dir(out, []) == out
+    with staged_directory(out) as staging:
+        assert staging.parent.parent == out
+        (staging / "units.csv").write_text("1")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mnt"]
+    assert _tree(out) == {"units.csv": _sha("1")}
 
 
 def test_kill_between_the_two_renames_is_recovered(tmp_path: Path) -> None:

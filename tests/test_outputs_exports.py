@@ -156,7 +156,7 @@ def _build_result() -> RunResult:
                         applicable["population"].sum(), applicable["covered_population"].sum(),
                         applicable["covered_population"].sum() / applicable["population"].sum()))
     summary_df = pd.DataFrame(summary, columns=[
-        "rule_id", "rule_name", "status", "units_passing", "units_total", "population",
+        "rule_id", "rule_name", "status", "units_pass", "units_total", "population",
         "covered_population", "share"])
 
     fac_utm = facilities.to_crs(UTM)
@@ -459,7 +459,7 @@ def test_report_summary_escaping_and_manifest(result: RunResult, written: dict[s
     page = written["report.html"].read_text("utf-8")
     for row in result.summary.itertuples():
         assert row.rule_name in page
-        assert f"{row.units_passing} / {row.units_total}" in page
+        assert f"{row.units_pass} / {row.units_total}" in page
         assert f"{100 * row.share:.1f}%" in page
     assert "© OpenStreetMap contributors" in page and "ODbL" in page
     assert hashlib.sha256(LIECHTENSTEIN_PBF.read_bytes()).hexdigest() in page
@@ -613,8 +613,8 @@ def test_audit_column_names_are_understood(result: RunResult, tmp_path: Path) ->
     from covplan.outputs.webmap import place_shortfalls
 
     summary = result.summary.rename(columns={
-        "rule_name": "title", "status": "region_status", "units_passing": "units_pass"})
-    summary["units_fail"] = result.summary["units_total"] - result.summary["units_passing"]
+        "rule_name": "title", "status": "region_status"})
+    summary["units_fail"] = result.summary["units_total"] - result.summary["units_pass"]
     summary = summary.drop(columns=["units_total", "share"])
     evidence = result.evidence.rename(columns={"minutes": "value", "threshold": "limit"})
     evidence["covered"] = False
@@ -636,7 +636,7 @@ def test_audit_column_names_are_understood(result: RunResult, tmp_path: Path) ->
     page = render_report(audit_like)
     for row in result.summary.itertuples():
         assert row.rule_name in page
-        assert f"{row.units_passing} / {row.units_total}" in page
+        assert f"{row.units_pass} / {row.units_total}" in page
         assert f"{100 * row.share:.1f}%" in page
     written = write_outputs(audit_like, tmp_path / "out", formats=["units.csv"])
     table = pd.read_csv(written["units.csv"])

@@ -93,7 +93,10 @@ def test_isochrones_nest_per_rule(run) -> None:
     for _, group in iso.groupby("rule_id"):
         small = group[group["minutes"] == 15].geometry.iloc[0]
         large = group[group["minutes"] == 30].geometry.iloc[0]
-        assert small.difference(large).area < 1e-8 * large.area  # rounding slivers only
+        # rounding slivers only: the 30-minute area is the 15-minute one plus a ring, unioned in
+        # floating point (slivers of about a square metre in 30 km²; was 1e-8 with a full union
+        # per level)
+        assert small.difference(large).area < 1e-6 * large.area
 
 
 def test_manifest_hashes_the_inputs(run) -> None:

@@ -85,7 +85,7 @@ def test_labels_in_both_languages() -> None:
     assert label("covered_population") == "covered population"
     assert label("village_clinic", language="zh") == "村卫生室"
     assert facility_type_label("hospital_grade_3", language="zh") == "三级医院"
-    assert facility_type_label("emergency_station", language="zh") == "急救站"
+    assert facility_type_label("emergency_station", language="zh") == "急救中心（站）"
     assert facility_type_label("sub_centre", language="zh") == "区域医疗卫生次中心"
     assert facility_type_label("medical_institutions", language="zh") == "医疗卫生机构"
     table = pd.DataFrame({"rule_id": ["BZ-12"], "status": ["fail"], "rule": ["travel_time"]})

@@ -14,10 +14,10 @@ from dataclasses import replace
 import geopandas as gpd
 import pandas as pd
 import pytest
-from covplan.app import cache
-from covplan.app.state import standards_tables
+from covplan import planning
 from covplan.errors import CoverageError
 from covplan.pipeline import load_inputs, road_access, rules_for_scenario, run_scenario
+from covplan.planning import standards_tables
 from covplan.scenario import load_scenario
 from covplan.siting.session import SitingSession
 from covplan.whatif import FacilityChange, MovedFacility, NewFacility, what_if
@@ -107,7 +107,7 @@ def andorra():
     rules = rules_for_scenario(scenario)
     result = run_scenario(scenario, inputs=inputs, access=access, with_isochrones=False)
     session = SitingSession.from_access(access, rules, rule_id=RULE)
-    region = cache.Region(key="andorra-test", scenario=scenario, inputs=inputs, access=access)
+    region = planning.Region(key="andorra-test", scenario=scenario, inputs=inputs, access=access)
     return scenario, access, rules, result, session, region
 
 
@@ -129,7 +129,7 @@ def test_one_new_station_three_paths_agree(andorra) -> None:
 
     scenario_change = what_if(access, rules, change, base_audit=result.unit_results)
     fast = session.apply(change)
-    app = cache.evaluate_plan(region, standards_tables(scenario.standards),
+    app = planning.evaluate_plan(region, standards_tables(scenario.standards),
                               points=[("S1", *CANILLO)], station_type="hospital")
 
     # the same id for the same new facility, at the same place, everywhere
@@ -141,7 +141,7 @@ def test_one_new_station_three_paths_agree(andorra) -> None:
     assert app_new.geometry.iloc[0].equals(Point(*CANILLO))
     assert app.facilities.crs == "EPSG:4326"
     # the app helper builds the same change from its plan
-    assert cache.plan_change([("S1", *CANILLO)], station_type="hospital") == change
+    assert planning.plan_change([("S1", *CANILLO)], station_type="hospital") == change
     # SitingSession's own helpers ask the same change (default type: the rule's first)
     assert session.change_for([CANILLO], names=["S1"]) == change
 
@@ -174,7 +174,7 @@ def test_close_and_move_three_paths_agree(andorra) -> None:
 
     scenario_change = what_if(access, rules, change, base_audit=result.unit_results)
     fast = session.apply(change)
-    app = cache.evaluate_change(region, standards_tables(scenario.standards), change)
+    app = planning.evaluate_change(region, standards_tables(scenario.standards), change)
 
     # independent: drop one hospital and relocate another by hand, run from scratch
     layer = access.inputs.facilities

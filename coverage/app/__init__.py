@@ -1,7 +1,7 @@
-"""The planner's Streamlit app (``streamlit run app.py``).
+"""The planner's Streamlit app (``streamlit run app.py``): widgets over :mod:`covplan.planning`.
 
-``page`` draws the page and holds no logic of its own; ``state`` keeps one session's plan
-edits and named scenarios (and saves them to a file); ``cache`` holds the heavy shared work
-(road networks, baselines, siting matrices) built once per region; ``i18n`` the Chinese and
-English interface strings.
+``page`` draws the page (widgets, options, messages; no computation); ``state`` keeps one
+browser session's language, folder, plans and widget values in ``st.session_state``;
+``cache`` wraps the package's heavy shared work (regions, baselines, siting matrices, maps)
+in Streamlit caches keyed by content; ``i18n`` holds the Chinese and English strings.
 """

@@ -6,10 +6,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from covplan.errors import CoverageError
+from covplan.labels import LANGUAGES
 
 __all__ = ["LANGUAGES", "STRINGS", "detect_language", "t"]
-
-LANGUAGES: tuple[str, ...] = ("zh", "en")
 
 #: key -> (Chinese, English). ``{name}`` fields are filled by :func:`t`.
 STRINGS: dict[str, tuple[str, str]] = {
@@ -92,6 +91,12 @@ STRINGS: dict[str, tuple[str, str]] = {
     "save_file": ("保存方案文件", "Save the scenario file"),
     "load_file": ("载入方案文件", "Load a scenario file"),
     "loaded": ("已载入方案文件。", "Scenario file loaded."),
+    "plan_other_region": (
+        "{file}：该方案属于区域 {region!r}，此处未打开（示例区域：{known}）；"
+        "请选择该区域或上传其数据，然后再次载入该文件",
+        "{file}: the plan is for the region {region!r}, which is not open here (demo regions: "
+        "{known}); choose that region or upload its data, then load the file again"),
+    "none": ("无", "none"),
     "downloads": ("下载", "Downloads"),
     "prepare": ("生成下载文件", "Prepare the downloads"),
     "preparing": ("正在生成地图、表格、GeoPackage 和报告…",

@@ -1,51 +1,48 @@
-"""The app's page: widgets, map and downloads over ``cache`` and ``state`` (no logic here).
+"""The app's page: widgets, options and messages over :mod:`covplan.planning` (no logic here).
 
-Every change a user makes goes into their own :class:`~covplan.app.state.Plan` in
-``st.session_state``; the region, baseline and siting matrix come from the shared caches of
-:mod:`covplan.app.cache` and are only read.
+Every change a user makes goes into their own :class:`~covplan.planning.Plan` in
+``st.session_state`` (:mod:`covplan.app.state`); the region, baseline and siting matrix come
+from the shared caches of :mod:`covplan.app.cache` and are only read.
 """
 
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import folium
-import geopandas as gpd
-import pandas as pd
 import streamlit as st
+from covplan import planning
 from covplan.app import cache
-from covplan.app.i18n import detect_language, t
-from covplan.app.state import (
+from covplan.app.i18n import t
+from covplan.app.state import folder as _folder
+from covplan.app.state import language as _lang
+from covplan.app.state import plans as _plans
+from covplan.app.state import public as _public
+from covplan.app.state import reset_widgets as _reset_widgets
+from covplan.app.state import session as _ss
+from covplan.errors import CoverageError
+from covplan.labels import LANGUAGES, facility_type_label
+from covplan.planning import (
     UPLOAD_CRS,
     Plan,
     SessionPlans,
+    list_presets,
     load_plans,
+    markdown_label,
+    plain_label,
     plain_markdown,
-    public_message,
+    preset_info,
     save_plans,
     standards_tables,
     write_upload_scenario,
 )
-from covplan.errors import CoverageError
-from covplan.facility_types import FACILITY_TYPES
-from covplan.inputs.uploads import UploadStore, safe_name
-from covplan.outputs import write_outputs
-from covplan.outputs.html_text import LABEL_MAX, escape, markdown_text, plain_text
-from covplan.pipeline import rules_for_scenario
-from covplan.standards.presets import list_presets, preset_info
-from covplan.standards.rules import DistanceRule, TravelTimeRule
 from streamlit_folium import st_folium
 
 __all__ = ["render"]
 
 UPLOAD = "__upload__"
-CANDIDATE_COLOUR = "#ff7f00"
-GAINED_COLOUR = "#1a9850"
-HIGHLIGHT_COLOUR = "#00bfff"
 DOWNLOADS = (
     ("map.html", "download_map", "text/html"),
     ("units.csv", "download_units_csv", "text/csv"),
@@ -56,63 +53,6 @@ DOWNLOADS = (
     ("report.html", "download_report", "text/html"),
     ("map.png", "download_png", "image/png"),
 )
-
-
-def _ss() -> Any:
-    return st.session_state
-
-
-def _lang() -> str:
-    if "lang" not in _ss():
-        _ss()["lang"] = detect_language(dict(st.context.headers or {}))
-    return str(_ss()["lang"])
-
-
-def _folder() -> UploadStore:
-    if "folder" not in _ss() or not _ss()["folder"].alive:
-        _ss()["folder"] = UploadStore(prefix="covplan-session-")
-    return _ss()["folder"]
-
-
-def _plans(region: str) -> SessionPlans:
-    plans: SessionPlans | None = _ss().get("plans")
-    if plans is None:
-        plans = SessionPlans(current=Plan(region=region))
-        _ss()["plans"] = plans
-    elif plans.current.region != region:
-        plans.current = Plan(region=region)
-        _reset_widgets(plans.current)
-    return plans
-
-
-def _reset_widgets(plan: Plan) -> None:
-    """Make the standards and siting widgets show ``plan`` (called before they are drawn)."""
-    for key in [k for k in _ss() if str(k).startswith("thr|")]:
-        del _ss()[key]
-    _ss()["w_preset"] = plan.preset or ""
-    for key, value in (("w_siting", plan.siting_rule), ("w_type", plan.station_type)):
-        if value is None:
-            _ss().pop(key, None)
-        else:
-            _ss()[key] = value
-    _ss()["w_closed"] = list(plan.closed)
-    for rid, values in plan.thresholds.items():
-        for attr, value in values.items():
-            if isinstance(value, dict):
-                for sub, number in value.items():
-                    _ss()[f"thr|{rid}|{attr}|{sub}"] = float(number)
-            else:
-                _ss()[f"thr|{rid}|{attr}|"] = float(value)
-    _ss().pop("proposal", None)
-    _ss().pop("exports", None)
-
-
-def _public(message: str) -> str:
-    """Return ``message`` with the session folder's paths replaced by the uploaded names."""
-    folder = _ss().get("folder")
-    if folder is None:
-        return message
-    return public_message(message, folder.path, _ss().get("upload_names"))
 
 
 def _error(exc: Exception) -> None:
@@ -132,7 +72,8 @@ def _scenario_files() -> dict[str, Path]:
 def _language_picker() -> str:
     lang = _lang()
     st.sidebar.radio(
-        t("language", lang), ["zh", "en"], key="lang", horizontal=True,
+        t("language", lang), sorted(LANGUAGES, key=lambda x: x != "zh"), key="lang",
+        horizontal=True,
         format_func=lambda x: {"zh": "中文", "en": "English"}[x],
     )
     return _lang()
@@ -144,7 +85,8 @@ def _region_picker(lang: str) -> str | None:
     options = [*files, UPLOAD]
     choice = st.sidebar.selectbox(
         t("region", lang), options, key="region",
-        format_func=lambda k: t("upload_option", lang) if k == UPLOAD else k.capitalize(),
+        format_func=lambda k: (t("upload_option", lang) if k == UPLOAD
+                               else planning.scenario_title(files[k])),
     )
     if choice != UPLOAD:
         return str(files[choice])
@@ -171,11 +113,7 @@ def _upload_form(lang: str) -> None:
         if not st.form_submit_button(t("load_upload", lang)):
             return
     files = {role: (f.name, f.getvalue()) for role, f in uploads.items() if f is not None}
-    written = _folder().path / "upload"
-    _ss()["upload_names"] = {  # the files' paths and stored names -> their own names
-        str(where / f"{role}-{safe_name(name)}") if where else f"{role}-{safe_name(name)}": name
-        for role, (name, _) in files.items() for where in (written, written.resolve(), None)
-    }
+    _ss()["upload_names"] = planning.upload_names(_folder().path, files)
     try:
         path = write_upload_scenario(
             _folder().path, files, crs=crs, id_column=id_column, name_column=name_column,
@@ -190,7 +128,7 @@ def _upload_form(lang: str) -> None:
     _ss()["upload_path"] = str(path)
 
 
-def _standards_panel(lang: str, region: cache.Region, plan: Plan) -> list[dict[str, Any]]:
+def _standards_panel(lang: str, region: planning.Region, plan: Plan) -> list[dict[str, Any]]:
     """Draw the preset choice and threshold inputs; return the plan's standards tables."""
     st.sidebar.subheader(t("standards", lang))
     presets = ["", *list_presets()]
@@ -206,62 +144,52 @@ def _standards_panel(lang: str, region: cache.Region, plan: Plan) -> list[dict[s
                                   format_func=label)
     plan.preset = preset or None
     plain = standards_tables(region.scenario.standards, preset=plan.preset)
-    rules = rules_for_scenario(region.scenario.with_overrides(standards=plain))
-    edits: dict[str, dict[str, Any]] = {}
+    low, high = planning.THRESHOLD_RANGE
+    fields: list[planning.ThresholdField] = []
+    values: list[float] = []
     with st.sidebar.expander(t("edit_thresholds", lang)):
-        for rule in cache.travel_rules(rules):
-            attr = "km" if isinstance(rule, DistanceRule) else "minutes"
-            value = getattr(rule, attr)
-            title = _rule_title(rule, lang)
-            st.caption(f"{rule.id} · {title}")
-            subs = dict(value) if isinstance(value, dict) else {"": float(value)}
-            new = {}
-            for sub, number in subs.items():
-                key = f"thr|{rule.id}|{attr}|{sub}"
-                name = f"{rule.id} {sub} ({t(attr, lang)})".replace("  ", " ")
-                new[sub] = st.number_input(name, min_value=0.1, max_value=1000.0,
-                                           value=float(number), step=1.0, key=key)
-            if new != subs:
-                edits[rule.id] = {attr: new[""] if "" in new else new}
+        for rule in planning.travel_rules(planning.plan_rules(region, plain)):
+            st.caption(f"{rule.id} · {planning.rule_title(rule, lang)}")
+            for spot in planning.threshold_fields(rule):
+                name = f"{rule.id} {spot.area} ({t(spot.attr, lang)})".replace("  ", " ")
+                values.append(st.number_input(
+                    name, min_value=low, max_value=high, value=spot.value, step=1.0,
+                    key=f"thr|{rule.id}|{spot.attr}|{spot.area}"))
+                fields.append(spot)
+    edits = planning.threshold_edits(fields, values)
     plan.thresholds = edits
     return standards_tables(region.scenario.standards, preset=plan.preset, thresholds=edits)
 
 
 # ---------------------------------------------------------------------------- main area
-def _rule_title(rule: Any, lang: str) -> str:
-    """Return the rule's title in the interface language (the plan's Chinese wording in zh)."""
-    return rule.title_zh if lang == "zh" and rule.title_zh else rule.title
-
-
-def _siting_controls(lang: str, region: cache.Region, rules: list, plan: Plan
-                     ) -> TravelTimeRule | None:
-    travel = [r for r in rules if isinstance(r, TravelTimeRule)]
+def _siting_controls(lang: str, region: planning.Region, rules: list, plan: Plan) -> Any:
+    travel = planning.siting_rules(rules)
     if not travel:
         st.info(t("no_travel_rule", lang))
         plan.siting_rule = None
         return None
     ids = [r.id for r in travel]
+    by_id = {r.id: r for r in travel}
     if _ss().get("w_siting") not in ids:
         _ss()["w_siting"] = ids[0]
     cols = st.columns([2, 2, 3])
     rid = cols[0].selectbox(
         t("siting_rule", lang), ids, key="w_siting",
-        format_func=lambda i: f"{i} · {_rule_title(next(r for r in travel if r.id == i), lang)}",
+        format_func=lambda i: f"{i} · {planning.rule_title(by_id[i], lang)}",
     )
-    rule = next(r for r in travel if r.id == rid)
+    rule = by_id[rid]
     types = list(rule.facility_types)
     if _ss().get("w_type") not in types:
         _ss()["w_type"] = types[0]
     cols[1].selectbox(
         t("new_station_type", lang), types, key="w_type",
-        format_func=lambda k: FACILITY_TYPES.get(k, (k, k))[0 if lang == "zh" else 1],
+        format_func=lambda k: facility_type_label(k, language=lang),
     )
-    facilities = region.inputs.facilities
-    names = dict(zip(facilities["facility_id"], facilities["name"], strict=False))
+    names = planning.facility_names(region)
     _ss()["w_closed"] = [f for f in _ss().get("w_closed", []) if f in names]
     cols[2].multiselect(
         t("close_existing", lang), list(names), key="w_closed",
-        format_func=lambda f: f"{plain_text(names.get(f), LABEL_MAX)} ({plain_text(f, LABEL_MAX)})",
+        format_func=lambda f: f"{plain_label(names.get(f))} ({plain_label(f)})",
     )
     plan.siting_rule = rule.id
     plan.station_type = str(_ss()["w_type"])
@@ -283,96 +211,40 @@ def _add_point(plan: Plan, siting: Any, lon: float, lat: float) -> bool:
     return True
 
 
-def _plan_result(region: cache.Region, path: str, tables: list, tkey: str, plan: Plan,
+def _plan_result(region: planning.Region, tables: list, tkey: str, plan: Plan,
                  baseline: Any) -> Any:
     if not plan.candidates and not plan.closed:
         return baseline
-    key = (region.key, tkey, tuple(plan.candidates), plan.station_type, tuple(plan.closed))
+    key = (region.key, tkey, plan.edits_key)
     memo = _ss().setdefault("plan_memo", {})
     if key not in memo:
         memo.clear()
-        memo[key] = cache.evaluate_plan(
-            region, tables, points=[(c.name, c.lon, c.lat) for c in plan.candidates],
-            station_type=plan.station_type or "community_health_station", closed=plan.closed,
-        )
+        memo[key] = planning.evaluate_session_plan(region, tables, plan)
     return memo[key]
 
 
-def _metrics(lang: str, rule: TravelTimeRule | None, whatif: Any, baseline: Any, result: Any
-             ) -> None:
+def _metrics(lang: str, rule: Any, whatif: Any, baseline: Any, result: Any) -> None:
     cols = st.columns(3)
     if rule is not None and whatif is not None:
-        share = whatif.covered_after / max(rule_population(baseline, rule.id), 1e-9)
+        share = whatif.covered_after / max(planning.rule_population(baseline, rule.id), 1e-9)
         cols[0].metric(t("covered", lang, rule=rule.id),
                        f"{whatif.covered_after:,.0f} ({share:.1%})",
                        delta=f"{whatif.delta:+,.0f}" if whatif.delta else None)
         cols[0].caption(t("whatif_time", lang, ms=1000 * whatif.seconds))
-    passing, total = cache.units_passing(result)
-    base_passing, _ = cache.units_passing(baseline)
+    passing, total = planning.units_passing(result)
+    base_passing, _ = planning.units_passing(baseline)
     cols[1].metric(t("units_passing", lang), f"{passing} / {total}",
                    delta=(passing - base_passing) or None)
-    met = int((result.summary["region_status"] == "pass").sum())
-    base_met = int((baseline.summary["region_status"] == "pass").sum())
+    met, base_met = planning.rules_met(result), planning.rules_met(baseline)
     cols[2].metric(t("rules_passing", lang), f"{met} / {len(result.summary)}",
                    delta=(met - base_met) or None)
-    comparison = cache.compare_results(
-        {t("before", lang): baseline, t("after", lang): result}, language=lang
-    )
-    comparison[t("delta", lang)] = comparison.iloc[:, 1] - comparison.iloc[:, 0]
+    comparison = planning.compare_before_after(
+        baseline, result, labels=(t("before", lang), t("after", lang), t("delta", lang)),
+        language=lang)
     st.dataframe(comparison.T, width="stretch", key="metrics_table")
 
 
-def rule_population(result: Any, rule_id: str) -> float:
-    """Return the population a coverage rule counts, from the run's summary."""
-    row = result.summary.loc[result.summary["rule_id"] == rule_id, "population"]
-    return float(row.iloc[0]) if len(row) else math.nan
-
-
-def _plan_layer(plan: Plan, region: cache.Region, whatif: Any, unit_id: str | None
-                ) -> folium.FeatureGroup:
-    """Candidates, newly covered places and the selected unit: redrawn without a reload."""
-    group = folium.FeatureGroup(name="plan")
-    if unit_id is not None:
-        units = region.inputs.units
-        sel = units[units["unit_id"].astype(str) == unit_id]
-        if len(sel):
-            shape = gpd.GeoDataFrame({"name": [escape(sel["name"].iloc[0], LABEL_MAX)]},
-                                     geometry=sel.geometry.to_numpy(), crs=units.crs)
-            folium.GeoJson(
-                shape.to_crs("EPSG:4326"),
-                style_function=lambda f: {"color": HIGHLIGHT_COLOUR, "weight": 5,
-                                          "fillOpacity": 0.1},
-                tooltip=folium.GeoJsonTooltip(["name"], labels=False),
-            ).add_to(group)
-    if whatif is not None and len(whatif.newly_covered):
-        places = region.inputs.places.iloc[whatif.newly_covered]
-        gained = gpd.GeoDataFrame(
-            {"place": [escape(p, LABEL_MAX) for p in places["place_id"]],
-             "population": [f"{p:,.0f}" for p in places["population"]]},
-            geometry=places.geometry.to_numpy(), crs="EPSG:4326",
-        )
-        folium.GeoJson(
-            gained, marker=folium.CircleMarker(radius=4, fill=True, fill_opacity=0.9, weight=0),
-            style_function=lambda f: {"fillColor": GAINED_COLOUR, "color": GAINED_COLOUR},
-            tooltip=folium.GeoJsonTooltip(["place", "population"]),
-        ).add_to(group)
-    if plan.candidates:
-        cands = gpd.GeoDataFrame(
-            {"station": [escape(c.name, LABEL_MAX) for c in plan.candidates],
-             "lonlat": [f"{c.lon:.5f}, {c.lat:.5f}" for c in plan.candidates]},
-            geometry=gpd.points_from_xy([c.lon for c in plan.candidates],
-                                        [c.lat for c in plan.candidates]),
-            crs="EPSG:4326",
-        )
-        folium.GeoJson(
-            cands, marker=folium.CircleMarker(radius=9, fill=True, fill_opacity=0.95, weight=2),
-            style_function=lambda f: {"fillColor": CANDIDATE_COLOUR, "color": "#ffffff"},
-            tooltip=folium.GeoJsonTooltip(["station", "lonlat"], labels=False),
-        ).add_to(group)
-    return group
-
-
-def _map(lang: str, path: str, tkey: str, plan: Plan, region: cache.Region, siting: Any,
+def _map(lang: str, path: str, tkey: str, plan: Plan, region: planning.Region, siting: Any,
          whatif: Any) -> None:
     st.subheader(t("map", lang))
     st.caption(t("click_hint", lang))
@@ -380,7 +252,8 @@ def _map(lang: str, path: str, tkey: str, plan: Plan, region: cache.Region, siti
     out = st_folium(
         fmap, key="map", height=600, use_container_width=True,
         returned_objects=["last_clicked"],
-        feature_group_to_add=_plan_layer(plan, region, whatif, _ss().get("selected_unit")),
+        feature_group_to_add=planning.plan_map_layer(region, plan, whatif,
+                                                     _ss().get("selected_unit")),
     )
     st.caption(t("attribution", lang))
     click = (out or {}).get("last_clicked")
@@ -402,24 +275,22 @@ def _take_click(plan: Plan, siting: Any) -> None:
         _add_point(plan, siting, float(click["lng"]), float(click["lat"]))
 
 
-def _candidates(lang: str, plan: Plan, siting: Any, region: cache.Region) -> None:
+def _candidates(lang: str, plan: Plan, siting: Any, region: planning.Region) -> None:
     st.subheader(t("candidates", lang))
     if _ss().get("point_error"):
         st.warning(t("point_error", lang, message=_ss()["point_error"]))
-    bounds = region.inputs.units.to_crs("EPSG:4326").total_bounds
+    lon, lat = planning.region_centre(region)
     cols = st.columns([2, 2, 1])
-    cols[0].number_input(t("lon", lang), value=float((bounds[0] + bounds[2]) / 2),
-                               format="%.5f", step=0.001, key="w_lon")
-    cols[1].number_input(t("lat", lang), value=float((bounds[1] + bounds[3]) / 2),
-                               format="%.5f", step=0.001, key="w_lat")
+    cols[0].number_input(t("lon", lang), value=lon, format="%.5f", step=0.001, key="w_lon")
+    cols[1].number_input(t("lat", lang), value=lat, format="%.5f", step=0.001, key="w_lat")
     cols[2].button(  # the callback reads the inputs' values at click time
         t("add_station", lang), key="w_add",
         on_click=lambda: _add_point(plan, siting, float(_ss()["w_lon"]), float(_ss()["w_lat"])),
     )
     for cand in list(plan.candidates):
         row = st.columns([3, 1])
-        row[0].write(f"**{markdown_text(cand.name, LABEL_MAX)}** · {cand.lon:.5f}, {cand.lat:.5f}")
-        row[1].button(t("remove", lang, name=markdown_text(cand.name, LABEL_MAX)),
+        row[0].write(f"**{markdown_label(cand.name)}** · {cand.lon:.5f}, {cand.lat:.5f}")
+        row[1].button(t("remove", lang, name=markdown_label(cand.name)),
                       key=f"rm|{cand.name}",
                       on_click=_remove(plan, cand.name))
     if plan.candidates:
@@ -443,18 +314,10 @@ def _clear(plan: Plan) -> Callable[[], None]:
 def _unit_table(lang: str, baseline: Any, result: Any, whatif: Any) -> None:
     st.subheader(t("results", lang))
     st.caption(t("select_hint", lang))
-    units = baseline.units[["unit_id", "name", "population"]].copy()
-    units["unit_id"] = units["unit_id"].astype(str)
-    ur = result.unit_results
-    status = ur.pivot_table(index="unit_id", columns="rule_id", values="status",
-                            aggfunc="first")
-    status = status.map(lambda s: t(s, lang) if isinstance(s, str) else "")
-    table = units.set_index("unit_id").join(status)
-    if whatif is not None and whatif.per_unit is not None:
-        per = whatif.per_unit.set_index("unit_id")[["covered_before", "covered_after", "delta"]]
-        per.columns = [f"{t('before', lang)}", f"{t('after', lang)}", t("delta", lang)]
-        table = table.join(per.round(0))
-    table = table.reset_index()
+    table = planning.unit_table(
+        baseline, result, status_label=lambda s: t(s, lang),
+        per_unit=whatif.per_unit if whatif is not None else None,
+        labels=(t("before", lang), t("after", lang), t("delta", lang)))
     event = st.dataframe(table, width="stretch", hide_index=True, on_select="rerun",
                          selection_mode="single-row", key="unit_table")
     rows = list(getattr(getattr(event, "selection", None), "rows", []) or [])
@@ -488,12 +351,8 @@ def _propose(lang: str, plan: Plan, siting: Any) -> None:
         last = sites.iloc[-1]
         st.success(t("proposal_result", lang, n=len(sites), covered=last["covered_population"],
                      share=last["covered_share"]))
-    table = pd.DataFrame({
-        "rank": sites["rank"], "site_id": sites["site_id"],
-        "lon": sites.geometry.x.round(5), "lat": sites.geometry.y.round(5),
-        "covered_population": sites["covered_population"].round(0),
-    })
-    st.dataframe(table, hide_index=True, width="stretch", key="proposal_table")
+    st.dataframe(planning.proposal_table(sites), hide_index=True, width="stretch",
+                 key="proposal_table")
 
     def add_all() -> None:
         for geom in _ss()["proposal"].sites.geometry:
@@ -503,7 +362,7 @@ def _propose(lang: str, plan: Plan, siting: Any) -> None:
     st.button(t("add_proposals", lang), key="w_add_proposals", on_click=add_all)
 
 
-def _scenarios(lang: str, plans: SessionPlans, region: cache.Region, path: str,
+def _scenarios(lang: str, plans: SessionPlans, region: planning.Region, path: str,
                baseline: Any, result: Any) -> None:
     st.subheader(t("scenarios", lang))
     cols = st.columns([2, 1])
@@ -527,12 +386,12 @@ def _scenarios(lang: str, plans: SessionPlans, region: cache.Region, path: str,
         try:
             tables = standards_tables(region.scenario.standards, preset=kept.preset,
                                       thresholds=kept.thresholds)
-            results[kept_name] = _named_result(region, path, tables, kept)
+            results[kept_name] = _named_result(region, tables, kept)
         except CoverageError as exc:
             _error(exc)
     if len(results) > 2:
         st.markdown(f"**{t('compare', lang)}**")
-        st.dataframe(cache.compare_results(results, language=lang), width="stretch",
+        st.dataframe(planning.compare_results(results, language=lang), width="stretch",
                      key="compare_table")
         cols = st.columns([2, 1])
         cols[0].selectbox(t("restore", lang), list(plans.named), key="w_restore")
@@ -544,15 +403,11 @@ def _scenarios(lang: str, plans: SessionPlans, region: cache.Region, path: str,
         cols[1].button(t("restore_button", lang), key="w_restore_button", on_click=restore)
 
 
-def _named_result(region: cache.Region, path: str, tables: list, plan: Plan) -> Any:
-    key = (region.key, cache.standards_key(tables), tuple(plan.candidates),
-           plan.station_type, tuple(plan.closed))
+def _named_result(region: planning.Region, tables: list, plan: Plan) -> Any:
+    key = (region.key, planning.standards_key(tables), plan.edits_key)
     memo = _ss().setdefault("named_memo", {})
     if key not in memo:
-        memo[key] = cache.evaluate_plan(
-            region, tables, points=[(c.name, c.lon, c.lat) for c in plan.candidates],
-            station_type=plan.station_type or "community_health_station", closed=plan.closed,
-        )
+        memo[key] = planning.evaluate_session_plan(region, tables, plan)
     return memo[key]
 
 
@@ -579,12 +434,8 @@ def _files(lang: str, plans: SessionPlans) -> None:
         if region in files:
             _ss()["region"] = region
         elif region != _ss().get("region_name"):
-            known = ", ".join(files) or "none"
-            _ss()["load_warning"] = (
-                f"{upload.name}: the plan is for the region {region!r}, which is not open "
-                f"here (demo regions: {known}); choose that region or upload its data, then "
-                "load the file again"
-            )
+            _ss()["load_warning"] = t("plan_other_region", _lang(), file=upload.name,
+                                      region=region, known=", ".join(files) or t("none", _lang()))
         _ss()["plans"] = loaded
         _reset_widgets(loaded.current)
         _ss()["load_ok"] = True
@@ -599,20 +450,18 @@ def _files(lang: str, plans: SessionPlans) -> None:
         st.warning(plain_markdown(warning))
 
 
-def _downloads(lang: str, region: cache.Region, tables: list, plan: Plan) -> None:
+def _downloads(lang: str, region: planning.Region, tables: list, plan: Plan) -> None:
     st.subheader(t("downloads", lang))
     if st.button(t("prepare", lang), key="w_prepare"):
         with st.spinner(t("preparing", lang)):
             try:
                 proposal = _ss().get("proposal")
-                result = cache.evaluate_plan(
-                    region, tables, points=[(c.name, c.lon, c.lat) for c in plan.candidates],
-                    station_type=plan.station_type or "community_health_station",
-                    closed=plan.closed, with_isochrones=True,
+                result = planning.evaluate_session_plan(
+                    region, tables, plan, with_isochrones=True,
                     proposals=proposal.sites if proposal is not None else None,
                 )
-                folder = _folder().path / "exports"
-                _ss()["exports"] = write_outputs(result, folder, language=lang)
+                _ss()["exports"] = planning.write_outputs(result, _folder().path / "exports",
+                                                          language=lang)
             except CoverageError as exc:
                 _error(exc)
                 return
@@ -644,16 +493,16 @@ def render() -> None:
         plans = _plans(_ss()["region_name"])
         plan = plans.current
         tables = _standards_panel(lang, region, plan)
-        tkey = cache.standards_key(tables)
+        tkey = planning.standards_key(tables)
         with st.spinner(t("loading", lang)):
             baseline = cache.shared_baseline(path, tkey)
-        rules = rules_for_scenario(region.scenario.with_overrides(standards=tables))
-        st.caption(markdown_text(region.scenario.description))
+        rules = planning.plan_rules(region, tables)
+        st.caption(plain_markdown(region.scenario.description))
         rule = _siting_controls(lang, region, rules, plan)
         siting = cache.shared_siting(path, tkey, rule.id) if rule is not None else None
         _take_click(plan, siting)
         whatif = siting.apply_points(plan.points, closed=plan.closed) if siting else None
-        result = _plan_result(region, path, tables, tkey, plan, baseline)
+        result = _plan_result(region, tables, tkey, plan, baseline)
     except CoverageError as exc:
         _error(exc)
         return

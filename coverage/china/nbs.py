@@ -28,6 +28,7 @@ import pandas as pd
 from covplan import settings
 from covplan.china.names import canonical_level, clean_name, match_names
 from covplan.errors import CoverageError
+from covplan.labels import urban_rural_class
 
 __all__ = [
     "COUNTY_PINYIN",
@@ -100,11 +101,9 @@ def urban_rural_from_ur_code(ur_code: object) -> str | None:
     ('urban', 'rural', None)
     """
     text = clean_name(ur_code)
-    if text.endswith(".0"):
-        text = text[:-2]
-    if len(text) == 3 and text.isdigit():
-        return {"1": "urban", "2": "rural"}.get(text[0])
-    return None
+    if len(text.removesuffix(".0")) != 3:  # a class code, not a word
+        return None
+    return urban_rural_class(text, strict=False)
 
 
 def _read(name: str) -> pd.DataFrame:
@@ -649,15 +648,9 @@ def join_by_code_or_name(
     return joined, report
 
 
-_URBAN_WORDS = {"urban": "urban", "城镇": "urban", "城市": "urban", "城": "urban",
-                "rural": "rural", "乡村": "rural", "农村": "rural", "乡": "rural"}
-
-
 def _user_class(value: object) -> str | None:
     text = clean_name(value).lower()
     if not text:
         return None
-    if text in _URBAN_WORDS:
-        return _URBAN_WORDS[text]
-    return urban_rural_from_ur_code(text)
+    return urban_rural_class(text, strict=False)
 

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 import click
 from covplan import settings
-from covplan.batch import BatchInterrupted, load_job_scenario
 from covplan.cli.exit_codes import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
@@ -28,6 +27,7 @@ from covplan.cli.exit_codes import (
     exit_code_for,
 )
 from covplan.errors import CoverageError
+from covplan.labels import LANGUAGES
 from covplan.progress import Steps
 
 if TYPE_CHECKING:
@@ -71,8 +71,9 @@ class _Group(click.Group):
             except (click.exceptions.Exit, click.ClickException, click.Abort):
                 raise
             except KeyboardInterrupt as exc:  # Ctrl-C: say what finished, exit 130
+                batch = sys.modules.get("covplan.batch")  # only imported by commands using it
                 click.echo(
-                    exc.describe() if isinstance(exc, BatchInterrupted) else
+                    exc.describe() if batch and isinstance(exc, batch.BatchInterrupted) else
                     "Interrupted (Ctrl-C) before the command finished; no outputs were written.",
                     err=True,
                 )
@@ -110,7 +111,7 @@ def _scenario_options(func: Any) -> Any:
              "or --set inputs.network.buffer_m=3000 (repeatable).",
     )(func)
     func = click.option(
-        "--lang", type=click.Choice(["en", "zh"]), default=None,
+        "--lang", type=click.Choice(list(LANGUAGES)), default=None,
         help="Language of tables, maps and report (overrides the scenario).",
     )(func)
     func = click.option(
@@ -123,6 +124,8 @@ def _scenario_options(func: Any) -> Any:
 def _load(
     path: str, assignments: tuple[str, ...], lang: str | None, modes: tuple[str, ...]
 ) -> Scenario:
+    from covplan.batch import load_job_scenario
+
     return load_job_scenario(path, assignments=assignments, language=lang, modes=modes)
 
 
@@ -155,13 +158,20 @@ def validate(
     modes: tuple[str, ...],
 ) -> None:
     """Check a scenario, its standards and its inputs; write nothing."""
-    from covplan.pipeline import check_rules_have_facilities, load_inputs, rules_for_scenario
+    from covplan.pipeline import (
+        check_rule_levels,
+        check_rules_have_facilities,
+        load_inputs,
+        rules_for_scenario,
+    )
 
     loaded = _load(scenario, assignments, lang, modes)
     rules = rules_for_scenario(loaded)
     inputs = load_inputs(loaded, steps=_steps(ctx))
     for problem in check_rules_have_facilities(rules, inputs):
         click.echo(f"Note: {problem} (the standard cannot be met)", err=True)
+    for problem in check_rule_levels(rules, inputs):
+        click.echo(f"Note: {problem}", err=True)
     click.echo(
         f"{loaded.name}: OK - {len(rules)} standards, {len(inputs.facilities)} facilities, "
         f"{len(inputs.units)} units, {len(inputs.places)} population places, "
@@ -191,7 +201,7 @@ def audit(
     With several scenarios each writes into OUT/<scenario file name>; one broken scenario is
     reported and does not stop the others; the exit code is the worst of all.
     """
-    from covplan.batch import expand_scenarios, run_many, summary_line
+    from covplan.batch import BatchInterrupted, expand_scenarios, run_many, summary_line
 
     paths = expand_scenarios(scenarios)
     steps = _steps(ctx)
@@ -245,7 +255,12 @@ def _print_summary(result: RunResult, folder: Path, steps: Steps) -> None:
         click.echo(
             f"{row.rule_id:<10} {row.region_status:<15} units passing "
             f"{row.units_pass}/{row.units_checked}  region: {shown} {row.value_unit}"
+            f"  level: {row.levels}"
         )
+        if row.region_status == "cannot_check":
+            rows = result.unit_results[result.unit_results["rule_id"] == row.rule_id]
+            if len(rows):
+                click.echo(f"{'':<10} cannot be checked: {rows['evidence'].iloc[0]}")
     click.echo(f"Outputs written to {folder}")
 
 
@@ -400,6 +415,26 @@ def presets(as_json: bool) -> None:
         click.echo(f"  {len(row['rules'])} rules: {', '.join(row['rules'])}")
 
 
+@main.command()
+@click.argument("kind", type=click.Choice(["facilities"]))
+@click.option("--lang", type=click.Choice(list(LANGUAGES)), default="zh", show_default=True,
+              help="Language of the headers and example values.")
+@click.option("--out", "out", type=click.Path(dir_okay=False), default=None,
+              help="File to write, .csv or .xlsx [default: facilities_register_<lang>.csv].")
+@click.option("--force", is_flag=True, help="Replace the file if it exists.")
+def template(kind: str, lang: str, out: str | None, force: bool) -> None:
+    """Write a template of an input file: KIND facilities is the register (机构名录).
+
+    Delete its example rows (【示例】...) and add one row per facility; see the README section
+    "Facility register (机构名录)".
+    """
+    from covplan.inputs.register import write_register_template
+
+    path = write_register_template(out or f"facilities_register_{lang}.csv", language=lang,
+                                   overwrite=force)
+    click.echo(f"Facility register template ({lang}) written to {path}", err=True)
+
+
 @main.group()
 def data() -> None:
     """Fetch and prepare data for real districts."""
@@ -420,7 +455,7 @@ def data() -> None:
 @click.option("--boundary-name", default=None, help="Name or id of the district in it.")
 @click.option("--buffer-m", type=float, default=5000.0, show_default=True,
               help="Metres kept around the district.")
-@click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True,
+@click.option("--lang", type=click.Choice(list(LANGUAGES)), default="zh", show_default=True,
               help="Language of the written scenario.")
 @click.option("--timeout", type=float, default=60.0, show_default=True,
               help="Network timeout in seconds.")

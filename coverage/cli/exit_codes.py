@@ -16,8 +16,10 @@ A batch exits with the worst code of its scenarios (the highest of 0-3).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from covplan.batch import BAD_INPUT, CRASHED, FAILED, LOST, PASSED, Outcome
+if TYPE_CHECKING:  # covplan.batch is heavy (geopandas): imported when a status is mapped
+    from covplan.batch import Outcome
 
 __all__ = [
     "EXIT_BAD_INPUT",
@@ -35,13 +37,18 @@ EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 3
 EXIT_INTERRUPTED = 130
 
-_BY_STATUS = {
-    PASSED: EXIT_OK,
-    FAILED: EXIT_FAILED,
-    BAD_INPUT: EXIT_BAD_INPUT,
-    CRASHED: EXIT_INTERNAL,
-    LOST: EXIT_INTERNAL,
-}
+
+
+def _by_status() -> dict[str, int]:
+    from covplan.batch import BAD_INPUT, CRASHED, FAILED, LOST, PASSED
+
+    return {
+        PASSED: EXIT_OK,
+        FAILED: EXIT_FAILED,
+        BAD_INPUT: EXIT_BAD_INPUT,
+        CRASHED: EXIT_INTERNAL,
+        LOST: EXIT_INTERNAL,
+    }
 
 
 def exit_code_for_status(status: str) -> int:
@@ -52,11 +59,12 @@ def exit_code_for_status(status: str) -> int:
     >>> exit_code_for_status("failed"), exit_code_for_status("lost")
     (1, 3)
     """
+    by_status = _by_status()
     try:
-        return _BY_STATUS[status]
+        return by_status[status]
     except KeyError:
         raise ValueError(
-            f"unknown batch status {status!r}; expected one of {', '.join(_BY_STATUS)}"
+            f"unknown batch status {status!r}; expected one of {', '.join(by_status)}"
         ) from None
 
 

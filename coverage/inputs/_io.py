@@ -21,6 +21,7 @@ Limits on untrusted files (uploads, files from many sources):
 
 from __future__ import annotations
 
+import errno
 import io
 import posixpath
 import warnings
@@ -115,6 +116,63 @@ def list_numbers(values: Sequence[object]) -> str:
     return f"{shown} and {extra} more" if extra > 0 else shown
 
 
+def symlink_loop_problem(path: str | Path, *, where: str | None = None) -> Problem:
+    """Return the problem of a path that is, or passes through, a symbolic link loop.
+
+    Parameters
+    ----------
+    path
+        The path as given.
+    where
+        Where the path was given (a key path such as ``inputs.facilities.path``); default
+        the path itself.
+    """
+    return Problem(
+        where or str(path),
+        f"{path} is a symbolic link loop: the link points, directly or through other links, "
+        "back to itself, so there is no file to read",
+        "replace the link by the file itself or point it to an existing file "
+        "(`ls -l` shows where each link points)",
+    )
+
+
+def resolve_path(path: str | Path, *, role: str) -> Path:
+    """Return ``path`` with ``~`` expanded, absolute and with links resolved.
+
+    A missing file is not an error here (the readers report it); a symbolic link loop is.
+
+    Parameters
+    ----------
+    path
+        The path as given.
+    role
+        What the path is, for the message (``scenario``, ``facilities``...).
+
+    Raises
+    ------
+    InputError
+        If the path is a symbolic link loop (Python raises ``RuntimeError`` for that before
+        3.13 and ``OSError`` ELOOP after).
+    """
+    given = Path(path).expanduser()
+    try:
+        return given.resolve()
+    except (RuntimeError, OSError) as exc:
+        if isinstance(exc, OSError) and exc.errno != errno.ELOOP:
+            raise
+        raise InputError([symlink_loop_problem(given)], source=f"the {role} path") from exc
+
+
+def _is_loop(path: Path) -> bool:
+    try:
+        path.resolve()
+    except RuntimeError:
+        return True
+    except OSError as exc:
+        return exc.errno == errno.ELOOP
+    return False
+
+
 def require_file(path: str | Path, *, role: str, kind: str = "input") -> Path:
     """Return ``path`` as a Path after checking it exists, is a file, and is within the limit.
 
@@ -122,10 +180,13 @@ def require_file(path: str | Path, *, role: str, kind: str = "input") -> Path:
     ------
     CoverageError
         If the file is missing, a folder, empty (0 bytes) or larger than
-        :func:`size_limit` of ``kind``.
+        :func:`size_limit` of ``kind``, or a symbolic link loop (an
+        :class:`~covplan.errors.InputError`).
     """
     p = Path(path)
     if not p.exists():
+        if _is_loop(p):
+            raise InputError([symlink_loop_problem(p)], source=f"the {role} file")
         raise CoverageError(
             f"{role} file not found: {p} (looked in {p.resolve().parent}); check the path "
             "(paths in a scenario file are relative to that file)"

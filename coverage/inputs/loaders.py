@@ -35,18 +35,25 @@ import rasterio.transform
 import shapely
 import shapely.errors
 from covplan.errors import CoverageError, InputError, InputWarning, Problem
-from covplan.facility_types import FACILITY_TYPES, facility_type_from_osm
+from covplan.facility_types import (
+    FACILITY_TYPES,
+    facility_type_from_osm,
+)
 from covplan.geo import metric_crs
 from covplan.inputs import _io
+from covplan.labels import urban_rural_class
 from pyproj import CRS, Transformer
 
 __all__ = [
     "check_facilities_within",
+    "link_unit_levels",
     "load_boundaries",
     "load_facilities",
+    "load_unit_levels",
     "load_population",
     "normalise_urban_rural",
     "resolve_facility_type",
+    "warn_above_census",
 ]
 
 #: Column names tried (case-insensitively) when the caller names none.
@@ -55,12 +62,10 @@ NAME_NAMES = ("name", "facility_name", "名称", "机构名称", "单位名称")
 TYPE_NAMES = ("type", "facility_type", "类型", "机构类型", "类别")
 POPULATION_NAMES = ("population", "pop", "人口", "常住人口", "户籍人口", "人口数")
 PLACE_ID_NAMES = ("place_id", "id", "code", "区划代码", "编码", "代码")
-#: Optional facility columns carried over (numeric ones are checked to be >= 0).
-OPTIONAL_NUMERIC = ("beds", "doctors", "nurses")
-OPTIONAL_TEXT = ("grade", "osm_id")
-
-_URBAN = {"urban", "城镇", "城市", "城区", "镇区", "1"}
-_RURAL = {"rural", "乡村", "农村", "2"}
+#: Optional facility columns carried over (numeric ones are checked to be >= 0); the register
+#: columns (:mod:`covplan.inputs.register`) are found by their Chinese or English headers too.
+OPTIONAL_NUMERIC = ("beds", "doctors", "nurses", "gps", "pharmacists", "clinical_pharmacists")
+OPTIONAL_TEXT = ("osm_id",)
 
 
 # ----------------------------------------------------------------------------------- values
@@ -82,49 +87,38 @@ def resolve_facility_type(
     """Return the facility type key a user's label means, or None if unknown.
 
     Accepted: a key of :data:`~covplan.facility_types.FACILITY_TYPES`, its Chinese or English
-    label (case-insensitive), or a key of ``type_map`` (whose values are keys or labels).
+    label, a built-in Chinese type name (卫生院, 中心卫生院, 急救站, 三级甲等医院...: see
+    :data:`covplan.inputs.register.TYPE_NAME_ALIASES`), or a key of ``type_map`` (whose values
+    are any of those); compared case-, space- and bracket-width-insensitively.
     """
-    lookup = _type_lookup()
-    key = str(value).strip().lower()
+    from covplan.inputs.register import normalise_name, type_lookup
+
+    key = normalise_name(value)
     if type_map:
-        mapped = {str(k).strip().lower(): v for k, v in type_map.items()}
+        mapped = {normalise_name(k): v for k, v in type_map.items()}
         if key in mapped:
-            return lookup.get(str(mapped[key]).strip().lower())
-    return lookup.get(key)
+            return type_lookup().get(normalise_name(mapped[key]))
+    return type_lookup().get(key)
 
 
 def _type_lookup() -> dict[str, str]:
-    lookup: dict[str, str] = {}
-    for key, (zh, en) in FACILITY_TYPES.items():
-        lookup[key.lower()] = key
-        lookup[zh] = key
-        lookup[en.lower()] = key
-    return lookup
+    from covplan.inputs.register import type_lookup
+
+    return type_lookup()
 
 
 def normalise_urban_rural(value: object) -> str | None:
     """Map a user's urban/rural label to ``"urban"``, ``"rural"`` or None (blank).
 
     Accepts English, Chinese (城镇/城市/乡村/农村), 1/2, and NBS urban-rural class codes
-    (1xx urban, 2xx rural).
+    (1xx urban, 2xx rural): :func:`covplan.labels.urban_rural_class`, the one decoder.
 
     Raises
     ------
     ValueError
         If the value is none of these.
     """
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return None
-    text = str(value).strip().lower()
-    if text.endswith(".0"):
-        text = text[:-2]
-    if text == "" or text == "none" or text == "nan":
-        return None
-    if text in _URBAN or (len(text) == 3 and text.isdigit() and text[0] == "1"):
-        return "urban"
-    if text in _RURAL or (len(text) == 3 and text.isdigit() and text[0] == "2"):
-        return "rural"
-    raise ValueError(value)
+    return urban_rural_class(value)
 
 
 def _urban_rural_column(
@@ -194,8 +188,13 @@ def load_facilities(
     lat_column: str | None = None,
     type_map: Mapping[str, str] | None = None,
     layer: str | None = None,
+    status: Sequence[str] | None = None,
 ) -> gpd.GeoDataFrame:
     """Load health facilities as the canonical facilities layer.
+
+    A Chinese facility register (机构名录: 机构名称, 机构类别, 经度, 纬度, 坐标系, 床位数（实有）,
+    执业（助理）医师数, 等级, 上级机构, 状态...) is read with its Chinese or English headers and
+    type names; see :mod:`covplan.inputs.register` for its columns.
 
     Parameters
     ----------
@@ -205,7 +204,8 @@ def load_facilities(
     crs
         Coordinate system of a table's coordinates (default WGS-84; ``GCJ-02``, ``BD-09``,
         ``CGCS2000`` or an EPSG code), or of a vector file that has none. For vector files
-        ``GCJ-02``/``BD-09`` mean their longitude/latitude are web-map coordinates.
+        ``GCJ-02``/``BD-09`` mean their longitude/latitude are web-map coordinates. A
+        坐标系 (``crs``) column overrides it row by row where filled.
     id_column, name_column, type_column
         Columns holding the facility id, name and type; found by common names (``id``,
         ``name``, ``type``, ``名称``, ``机构类型``...) when not given. Without an id column, ids
@@ -218,12 +218,20 @@ def load_facilities(
         "township_health_centre"}``.
     layer
         Layer of a GeoPackage/zip or sheet of a workbook.
+    status
+        With a 状态 (``status``) column: the statuses counted, from ``existing``,
+        ``under_construction``, ``planned`` (现有/在建/规划). None counts ``existing`` only;
+        the other rows are left out with an :class:`InputWarning` naming them (and their ids
+        are in ``attrs["excluded_by_status"]``).
 
     Returns
     -------
     GeoDataFrame
         ``facility_id``, ``name``, ``type``, ``source``, optional ``beds``/``doctors``/
-        ``nurses``/``grade``/``osm_id``, then the file's other columns; Points in EPSG:4326.
+        ``nurses``/``gps``/``pharmacists``/``clinical_pharmacists`` (numbers),
+        ``unit_code``/``grade`` (text), ``standardised``/``emergency_dept``/``fever_clinic``
+        (boolean), ``parent_id``/``main_id``, ``status``, ``osm_id``, then the file's other
+        columns; Points in EPSG:4326.
 
     Raises
     ------
@@ -236,16 +244,19 @@ def load_facilities(
                               lon_column=lon_column, lat_column=lat_column,
                               columns={"id_column": id_column, "name_column": name_column,
                                        "type_column": type_column})
+    from covplan.inputs import register
+
     columns = [c for c in gdf.columns if c not in ("_row", gdf.geometry.name)]
-    id_col = _io.find_column(columns, id_column, ID_NAMES, what="id", option="id_column",
-                             source=src, required=False)
-    name_col = _io.find_column(columns, name_column, NAME_NAMES, what="name",
-                               option="name_column", source=src, required=False)
-    type_col = _io.find_column(columns, type_column, TYPE_NAMES, what="type",
-                               option="type_column", source=src, required=False)
+    id_col = _io.find_column(columns, id_column, (*ID_NAMES, *register.header_names(
+        "facility_id")), what="id", option="id_column", source=src, required=False)
+    name_col = _io.find_column(columns, name_column, (*NAME_NAMES, *register.header_names(
+        "name")), what="name", option="name_column", source=src, required=False)
+    type_col = _io.find_column(columns, type_column, (*TYPE_NAMES, *register.header_names(
+        "type")), what="type", option="type_column", source=src, required=False)
     gdf = _io.drop_empty(gdf, source=src, role="facilities")
     gdf = _io.as_points(gdf, source=src, role="facilities")
-    problems: list[Problem] = []
+    reg_cols, problems = register.standardise_headers(
+        gdf, source=src, keep=(id_col, name_col, type_col, lon_column, lat_column))
     _check_type_map(type_map, problems)
 
     if id_col is not None:
@@ -264,6 +275,11 @@ def load_facilities(
     names = names.fillna(ids)
 
     types = _facility_types(gdf, type_col, type_map, src, problems)
+    reg = register.read_register_fields(
+        gdf, source=src, columns=reg_cols, ids=ids, names=names, name_column=name_col,
+        types=types, crs=crs, lon_column=lon_column, lat_column=lat_column, status=status,
+        problems=problems)
+    types = reg.types
     if "source" in gdf.columns:
         sources = _as_text(gdf["source"]).fillna(src.name)
     else:
@@ -273,29 +289,64 @@ def load_facilities(
         "source": sources.astype(str),
     }
     lowered = {c.lower(): c for c in columns}
+    found = {o: reg_cols.get(o, lowered.get(o)) for o in (*OPTIONAL_NUMERIC, *OPTIONAL_TEXT)}
+    found = {o: c for o, c in found.items() if c is not None}
     for opt in OPTIONAL_NUMERIC:
-        if opt in lowered:
-            values, bad = _io.numeric_column(gdf, lowered[opt], source=src, what=opt)
+        if opt in found:
+            values, bad = _io.numeric_column(gdf, found[opt], source=src, what=opt)
             problems += bad
             if (values < 0).any():
                 problems.append(Problem(src.where(gdf.loc[values < 0, "_row"].tolist(),
-                                                  lowered[opt]),
+                                                  found[opt]),
                                         f"negative {opt}", "counts must be 0 or more"))
             canonical[opt] = values
+    canonical.update(reg.columns)
     for opt in OPTIONAL_TEXT:
-        if opt in lowered:
-            canonical[opt] = gdf[lowered[opt]]
+        if opt in found:
+            canonical[opt] = gdf[found[opt]]
     if problems:
         raise InputError(problems, source=src.name)
     used = [c for c in (id_col, name_col, type_col) if c is not None]
-    used += [lowered[o] for o in (*OPTIONAL_NUMERIC, *OPTIONAL_TEXT) if o in lowered]
-    return _finish(gdf, canonical, used)
+    used += [*found.values(), *reg.used]
+    if reg.geometry is not gdf.geometry:
+        gdf = gdf.set_geometry(gpd.GeoSeries(reg.geometry.to_numpy(), index=gdf.index,
+                                             crs=gdf.crs))
+    out = _finish(gdf, canonical, used)
+    return _keep_status(out, reg.keep.to_numpy(bool), src)
+
+
+def _keep_status(fac: gpd.GeoDataFrame, keep: np.ndarray, src: _io.Source) -> gpd.GeoDataFrame:
+    """Leave out the facilities whose 状态 is not counted, warning which."""
+    if keep.all():
+        fac.attrs["excluded_by_status"] = []
+        return fac
+    from covplan.inputs.register import STATUS_VALUES
+
+    left = fac[~keep]
+    shown = ", ".join(f"{i} {n} ({STATUS_VALUES[s][0]})" for i, n, s in
+                      zip(left["facility_id"][:8], left["name"][:8], left["status"][:8],
+                          strict=True))
+    more = f" and {len(left) - 8} more" if len(left) > 8 else ""
+    fix = ("set status = [\"existing\", \"under_construction\", \"planned\"] in "
+           "[inputs.facilities] to count them")
+    if not keep.any():
+        raise CoverageError(f"{src.name}: no facility is counted: every row's 状态 is outside "
+                            f"the statuses counted ({shown}{more}); {fix}")
+    warnings.warn(f"{src.name}: {len(left)} facilit{'y' if len(left) == 1 else 'ies'} not "
+                  f"counted, as 在建/规划 (under construction/planned): {shown}{more}; {fix}",
+                  InputWarning, stacklevel=3)
+    out = fac[keep].reset_index(drop=True)
+    out.attrs.update(fac.attrs)
+    out.attrs["excluded_by_status"] = left["facility_id"].tolist()
+    return out
 
 
 def _check_type_map(type_map: Mapping[str, str] | None, problems: list[Problem]) -> None:
     lookup = _type_lookup()
+    from covplan.inputs.register import normalise_name
+
     for user, target in (type_map or {}).items():
-        if str(target).strip().lower() not in lookup:
+        if normalise_name(target) not in lookup:
             problems.append(Problem(
                 f"type_map[{user!r}]", f"maps to unknown facility type {target!r}",
                 f"use one of {', '.join(FACILITY_TYPES)}"))
@@ -323,19 +374,16 @@ def _facility_types(gdf: gpd.GeoDataFrame, type_col: str | None,
                 "OSM tags (amenity/healthcare) do not name a health facility",
                 f"add a 'type' column with one of: {known}"))
         return types
+    from covplan.inputs.register import unknown_type_problems
+
     labels = _as_text(gdf[type_col])
     types = [resolve_facility_type(v, type_map=type_map) if v is not pd.NA and v is not None
              else None for v in labels]
     unknown = [i for i, t in enumerate(types) if t is None]
-    if unknown:
-        values = sorted({str(labels.iloc[i]) if labels.iloc[i] is not pd.NA else "<blank>"
-                         for i in unknown})
-        problems.append(Problem(
-            src.where(gdf["_row"].iloc[unknown].tolist(), type_col),
-            f"unknown facility type(s) {_io.list_numbers([repr(v) for v in values])}; "
-            f"known types are: {known}",
-            "use one of the known types or their Chinese names, or map your own names with "
-            f"type_map, e.g. type_map = {{{values[0]!r} = \"township_health_centre\"}}"))
+    if unknown:  # one problem per name, with the nearest known names
+        problems += unknown_type_problems(
+            [None if labels.iloc[i] is pd.NA else labels.iloc[i] for i in unknown],
+            gdf["_row"].iloc[unknown].tolist(), source=src, column=type_col)
     return types
 
 
@@ -351,6 +399,8 @@ def load_boundaries(
     urban_rural_column: str | None = None,
     layer: str | None = None,
     crs: str | None = None,
+    code_column: str | None = None,
+    kind_column: str | None = None,
 ) -> gpd.GeoDataFrame:
     """Load administrative units as the canonical units layer.
 
@@ -372,12 +422,19 @@ def load_boundaries(
         Layer of a GeoPackage or zip.
     crs
         Coordinate system for a file that declares none (a Shapefile without .prj).
+    code_column
+        Column with the NBS code (统计用区划代码) of each unit, kept as ``nbs_code``; without
+        it the id is taken as the code when it is one (6, 9 or 12 digits).
+    kind_column
+        Column with each unit's kind (街道, 镇, 乡, 社区, 行政村), used when neither the code
+        nor the name says (:func:`covplan.inputs.unit_kinds.classify_unit_kinds`).
 
     Returns
     -------
     GeoDataFrame
-        ``unit_id``, ``name``, ``level``, ``parent_id``, ``population``, ``urban_rural``, then
-        the file's other columns; Polygon/MultiPolygon in EPSG:4326.
+        ``unit_id``, ``name``, ``level``, ``parent_id``, ``population``, ``urban_rural``,
+        ``unit_kind``, ``kind_source`` (and ``nbs_code`` with ``code_column``), then the file's
+        other columns; Polygon/MultiPolygon in EPSG:4326.
 
     Raises
     ------
@@ -389,7 +446,9 @@ def load_boundaries(
                               columns={"id_column": id_column, "name_column": name_column,
                                        "population_column": population_column,
                                        "parent_column": parent_column,
-                                       "urban_rural_column": urban_rural_column})
+                                       "urban_rural_column": urban_rural_column,
+                                       "code_column": code_column,
+                                       "kind_column": kind_column})
     gdf = _io.drop_empty(gdf, source=src, role="boundaries")
     gdf = _io.as_polygons(gdf, source=src, role="boundaries")
     problems: list[Problem] = []
@@ -411,16 +470,218 @@ def load_boundaries(
     if problems:
         raise InputError(problems, source=src.name)
     names = _as_text(gdf[name_column]).fillna(ids).astype(str)
+    from covplan.inputs.unit_kinds import classify_unit_kinds
+
+    codes = (_nbs_code_text(gdf[code_column]) if code_column
+             else pd.Series(None, index=gdf.index, dtype=object))
+    kinds = classify_unit_kinds(
+        pd.DataFrame({"nbs_code": codes.to_numpy(), "unit_id": ids.astype(str).to_numpy(),
+                      "name": names.to_numpy(),
+                      "kind": gdf[kind_column].to_numpy() if kind_column else None},
+                     index=gdf.index),
+        kind_column="kind" if kind_column else None)
     canonical: dict[str, pd.Series | list[object]] = {
         "unit_id": ids.astype(str), "name": names, "level": [str(level)] * len(gdf),
         "parent_id": parent, "population": population.astype(float),
-        "urban_rural": urban_rural,
+        "urban_rural": urban_rural, "unit_kind": kinds["unit_kind"],
+        "kind_source": kinds["kind_source"],
     }
+    if code_column:
+        canonical["nbs_code"] = codes
     used = [c for c in (id_column, name_column, population_column, parent_column,
-                        urban_rural_column) if c]
+                        urban_rural_column, code_column, kind_column) if c]
     units = _finish(gdf, canonical, used)
     _warn_odd_units(units, src)
+    warn_above_census(units, units["population"], source=src.name)
     return units
+
+
+def _nbs_code_text(values: pd.Series) -> pd.Series:
+    """Return codes as text (``500104001001.0`` read from a spreadsheet -> ``500104001001``)."""
+    text = values.astype("string").str.strip().str.replace(r"\.0$", "", regex=True)
+    return text.astype(object).where(text.notna() & (text != ""), None)
+
+
+# ------------------------------------------------------------------------------ unit levels
+def load_unit_levels(levels: Sequence[Mapping[str, object]]) -> gpd.GeoDataFrame:
+    """Load several levels of units (区县, 镇街, 村社区) as one linked units layer.
+
+    Parameters
+    ----------
+    levels
+        One mapping per level, coarsest first (the ``[[inputs.units]]`` tables): ``level``,
+        and either ``path`` (with the :func:`load_boundaries` keys: ``id_column``,
+        ``name_column``, ``code_column``, ``population_column``, ``parent_column``,
+        ``urban_rural_column``, ``kind_column``, ``layer``, ``crs``) or ``derive = "union"``
+        (with an optional ``name``): the unions of the next finer level's units grouped by
+        NBS code prefix (a village's code's first 9 digits are its township's, a township's
+        first 6 its county's), else by their ``parent_id``, else all in one unit.
+
+    Returns
+    -------
+    GeoDataFrame
+        The units of every level (:func:`load_boundaries` columns), ``parent_id`` linking each
+        unit to the level above (:func:`link_unit_levels`).
+
+    Raises
+    ------
+    CoverageError
+        If no level has a file, or a level is derived from nothing finer.
+    """
+    tables = [dict(t) for t in levels]
+    if not tables:
+        raise CoverageError("no unit levels given: add [[inputs.units]] tables")
+    loaded: list[gpd.GeoDataFrame | None] = [None] * len(tables)
+    for i in range(len(tables) - 1, -1, -1):  # finest first: a derived level needs the finer
+        table = dict(tables[i])
+        level = str(table.pop("level"))
+        derive = table.pop("derive", None)
+        name = table.pop("name", None)
+        if derive is None:
+            path = table.pop("path")
+            loaded[i] = load_boundaries(
+                path, id_column=str(table.pop("id_column", "unit_id")),
+                name_column=str(table.pop("name_column", "name")), level=level,
+                **table,  # type: ignore[arg-type]
+            )
+        else:
+            finer = loaded[i + 1] if i + 1 < len(loaded) else None
+            if finer is None:
+                raise CoverageError(f"units level {level!r}: derive = {derive!r} needs a finer "
+                                    "level listed after it (levels go coarsest first)")
+            loaded[i] = _derive_level(finer, level=level, name=name)
+    frames = [u for u in loaded if u is not None]
+    return link_unit_levels(frames)
+
+
+def _unit_codes(units: gpd.GeoDataFrame) -> pd.Series:
+    """NBS codes of the units (``nbs_code``, else ``unit_id`` when 6/9/12 digits; else NA)."""
+    for column in ("nbs_code", "unit_id"):
+        if column in units.columns:
+            text = units[column].astype("string").str.strip()
+            codes = text.where(text.str.fullmatch(_NBS_CODE).fillna(False))
+            if codes.notna().any():
+                return codes
+    return pd.Series(pd.NA, index=units.index, dtype="string")
+
+
+def _derive_level(finer: gpd.GeoDataFrame, *, level: str, name: str | None) -> gpd.GeoDataFrame:
+    """Build a coarser level as unions of ``finer`` (see :func:`load_unit_levels`)."""
+    from covplan.china.nbs import load_units
+    from covplan.inputs.unit_kinds import classify_unit_kinds
+
+    codes = _unit_codes(finer)
+    lengths = codes.dropna().str.len()
+    if codes.notna().all() and lengths.nunique() == 1 and int(lengths.iloc[0]) in (9, 12):
+        width = 9 if int(lengths.iloc[0]) == 12 else 6
+        keys = codes.str[:width].astype(str)
+        known = load_units(year=2023).set_index("code")["name"]
+        names = {k: str(known.get(k, name if name and keys.nunique() == 1 else k))
+                 for k in keys.unique()}
+        how = f"the first {width} digits of the {level} units' codes"
+    elif finer["parent_id"].notna().all():
+        keys = finer["parent_id"].astype(str)
+        names = {k: (name if name and keys.nunique() == 1 else k) for k in keys.unique()}
+        how = "parent_id"
+    else:
+        keys = pd.Series(name or level, index=finer.index)
+        names = {name or level: name or level}
+        how = "one unit"
+    rows = []
+    for key, part in finer.groupby(keys.to_numpy(), sort=True):
+        pop = part["population"]
+        rows.append({"unit_id": str(key), "name": names[str(key)], "level": level,
+                     "parent_id": None,
+                     "population": float(pop.sum()) if pop.notna().all() else np.nan,
+                     "urban_rural": None, "derived_from": how,
+                     "geometry": shapely.union_all(part.geometry.to_numpy())})
+    out = gpd.GeoDataFrame(rows, geometry="geometry", crs=finer.crs)
+    kinds = classify_unit_kinds(out)
+    out.insert(6, "unit_kind", kinds["unit_kind"].to_numpy())
+    out.insert(7, "kind_source", kinds["kind_source"].to_numpy())
+    return out
+
+
+def link_unit_levels(levels: Sequence[gpd.GeoDataFrame]) -> gpd.GeoDataFrame:
+    """Link each level's units to the level above and return them as one layer.
+
+    A unit keeps a ``parent_id`` it has when that names a unit of the level above; otherwise
+    its parent is the unit of the level above whose NBS code its code starts with, otherwise
+    the one it overlaps most. Units left without a parent (orphans) are reported in one
+    :class:`~covplan.errors.InputWarning` per level, worded as a problem (where, what, how to
+    fix); they stay in the layer and are judged at their own level.
+
+    Parameters
+    ----------
+    levels
+        Units layers, coarsest level first.
+
+    Returns
+    -------
+    GeoDataFrame
+        All units; ``parent_id`` filled; ``parent_by`` says how (``column``, ``code``,
+        ``overlap`` or None for the coarsest level and orphans).
+    """
+    out: list[gpd.GeoDataFrame] = []
+    for i, units in enumerate(levels):
+        units = units.copy()
+        units["parent_by"] = None
+        if i == 0:
+            units["parent_id"] = None
+            out.append(units)
+            continue
+        above = levels[i - 1]
+        above_ids = set(above["unit_id"].astype(str))
+        parent = pd.Series([None] * len(units), index=units.index, dtype=object)
+        by = pd.Series([None] * len(units), index=units.index, dtype=object)
+        given = units["parent_id"].astype(object)
+        ok = given.notna() & given.astype(str).isin(above_ids)
+        parent[ok] = given[ok].astype(str)
+        by[ok] = "column"
+        codes, above_codes = _unit_codes(units), _unit_codes(above)
+        code_to_id = dict(zip(above_codes.dropna().astype(str),
+                              above.loc[above_codes.notna(), "unit_id"].astype(str),
+                              strict=True))
+        for idx in units.index[parent.isna() & codes.notna()]:
+            code = str(codes[idx])
+            for width in (9, 6):
+                if width < len(code) and code[:width] in code_to_id:
+                    parent[idx] = code_to_id[code[:width]]
+                    by[idx] = "code"
+                    break
+        todo = units.index[parent.isna()]
+        if len(todo) and above.geometry.notna().any():
+            crs = metric_crs(units)
+            mine = units.loc[todo].geometry.to_crs(crs).make_valid()
+            theirs = above.geometry.to_crs(crs).make_valid()
+            for idx, geom in mine.items():
+                if geom is None or geom.is_empty:
+                    continue
+                areas = theirs.intersection(geom).area
+                if len(areas) and float(areas.max()) > 0:
+                    parent[idx] = str(above.loc[areas.idxmax(), "unit_id"])
+                    by[idx] = "overlap"
+        units["parent_id"] = parent.to_numpy()
+        units["parent_by"] = by.to_numpy()
+        orphans = units.loc[parent.isna(), "unit_id"].astype(str).tolist()
+        if orphans:
+            level, up = units["level"].iloc[0], above["level"].iloc[0]
+            warnings.warn(str(Problem(
+                f"units of level {level!r}: {_shown(orphans)}",
+                f"{len(orphans)} unit(s) have no {up!r} unit above them (no parent_id naming "
+                f"one, no NBS code starting with a {up!r} code, no overlap with a {up!r} "
+                "polygon); they are judged at their own level only and left out of the "
+                f"{up!r} totals",
+                f"check their codes and polygons, or give a parent_column naming their {up!r} "
+                "unit",
+            )), InputWarning, stacklevel=2)
+        out.append(units)
+    merged = pd.concat(out, ignore_index=True)
+    for column in ("parent_id", "parent_by", "unit_kind", "kind_source"):
+        if column in merged.columns:
+            values = merged[column].astype(object)
+            merged[column] = values.where(values.notna(), None)
+    return gpd.GeoDataFrame(merged, geometry="geometry", crs=levels[0].crs)
 
 
 #: A unit population above this is taken for a typing or unit error (China: 1.4e9 in all).
@@ -461,6 +722,81 @@ def _warn_odd_units(units: gpd.GeoDataFrame, src: _io.Source) -> None:
                       f"{IMPLAUSIBLE_UNIT_POPULATION:,.0f}) in {_shown(huge)}: check the column "
                       "and its unit (persons, not 10,000 persons or a sum)",
                       InputWarning, stacklevel=3)
+
+
+#: A summed population more than this share above its county's 2020 census total is warned.
+CENSUS_MARGIN = 0.10
+#: NBS codes of a county (6 digits), a township (9) or a village (12).
+_NBS_CODE = r"\d{6}|\d{9}|\d{12}"
+
+
+def _county_codes(units: gpd.GeoDataFrame) -> pd.Series:
+    """Return the 6-digit NBS county code of every unit (NA where none is known).
+
+    Taken from a ``nbs_code`` column (written by ``covplan data fetch`` and
+    :func:`covplan.china.nbs.join_by_code_or_name`), else from ``unit_id`` when it holds NBS
+    codes (6, 9 or 12 digits: county, township or village).
+    """
+    for column in ("nbs_code", "unit_id"):
+        if column in units.columns:
+            text = units[column].astype("string").str.strip()
+            codes = text.str[:6].where(text.str.fullmatch(_NBS_CODE).fillna(False))
+            if codes.notna().any():
+                return codes
+    return pd.Series(pd.NA, index=units.index, dtype="string")
+
+
+def warn_above_census(units: gpd.GeoDataFrame, population: pd.Series, *, source: str,
+                      what: str = "population") -> list[Problem]:
+    """Warn where the population of a county's units exceeds its 2020 census total by > 10 %.
+
+    Units are matched to a shipped county (:func:`covplan.china.nbs.list_counties`) by NBS
+    code (:func:`_county_codes`); units without a code, and counties without a census total,
+    are not checked. Each county above ``(1 + CENSUS_MARGIN)`` times its total gets one
+    :class:`~covplan.errors.InputWarning` worded as a problem: where, what, how to fix.
+
+    Parameters
+    ----------
+    units
+        The units layer (``unit_id`` and perhaps ``nbs_code``).
+    population
+        Population per unit, aligned with ``units`` (NaN counts as 0).
+    source
+        The file the population came from, for the message.
+    what
+        What the population is (``population``, ``population places``), for the message.
+
+    Returns
+    -------
+    list of Problem
+        The problems warned (empty when none).
+    """
+    codes = _county_codes(units)
+    if codes.isna().all():
+        return []
+    from covplan.china.nbs import list_counties
+
+    totals = {c.code: c for c in list_counties() if c.population}
+    summed = pd.Series(population.to_numpy(dtype=float), index=units.index).fillna(0.0)
+    summed = summed.groupby(codes.to_numpy()).sum()
+    problems = []
+    for code, value in summed.items():
+        county = totals.get(str(code))
+        if county is None or county.population is None:
+            continue
+        if value > county.population * (1 + CENSUS_MARGIN):
+            n_units = int((codes == code).sum())
+            problems.append(Problem(
+                f"{source}: the {n_units} unit(s) of {county.name} ({code})",
+                f"the {what} sums to {value:,.0f}, {value / county.population - 1:.0%} above "
+                f"the 2020 census total of {county.population:,} (more than "
+                f"{CENSUS_MARGIN:.0%} above it)",
+                "check the population column and its unit (persons, not 10,000 persons), "
+                "rows counted twice, and overlapping units",
+            ))
+    for problem in problems:
+        warnings.warn(str(problem), InputWarning, stacklevel=3)
+    return problems
 
 
 def _shown(values: Sequence[object], most: int = 8) -> str:
@@ -539,6 +875,10 @@ def load_population(
                                          crs=crs, lon_column=lon_column, lat_column=lat_column)
     if units is not None:
         places["unit_id"] = _containing_unit(places, units).to_numpy()
+        per_unit = places.groupby("unit_id")["population"].sum()
+        name = Path(path).name if isinstance(path, str | Path) else "population"
+        warn_above_census(units, units["unit_id"].map(per_unit), source=name,
+                          what="population of the places in them")
         outside = places["unit_id"].isna()
         if outside.any():
             warnings.warn(

@@ -4,7 +4,7 @@ The class picks the threshold of standards such as BZ-12/BZ-13 (城区15分钟�
 in order (the first that gives a class wins; ``ur_source`` records it):
 
 1. ``"column"``: a column of the places the user names (``urban``/``rural``, or 城镇/乡村,
-   城区/农村, 城/乡);
+   城区/农村, 城/乡, NBS class codes: :func:`covplan.labels.urban_rural_class`);
 2. ``"nbs"``: the NBS urban-rural class code (统计用区划代码和城乡划分代码) of the place's
    12-digit village code, joined to the shipped NBS table
    ``covplan/china/tables/admin_units_nbs2016.csv``: 1xx urban
@@ -23,17 +23,12 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 from covplan.errors import CoverageError, InputError, Problem
+from covplan.labels import urban_rural_class
 
 __all__ = ["NBS_TABLE", "classify_places", "load_nbs_codes", "urban_rural_from_code"]
 
 #: The shipped NBS 2016 table of the nine plan counties (village rows carry ``ur_code``).
 NBS_TABLE = Path(str(resources.files("covplan.china") / "tables" / "admin_units_nbs2016.csv"))
-
-_WORDS = {
-    "urban": "urban", "rural": "rural", "城镇": "urban", "乡村": "rural", "城区": "urban",
-    "农村": "rural", "城": "urban", "乡": "rural", "u": "urban", "r": "rural",
-}  # fmt: skip
-
 
 def urban_rural_from_code(codes: pd.Series) -> pd.Series:
     """Map NBS urban-rural class codes to ``"urban"`` (1xx) / ``"rural"`` (2xx) / None.
@@ -41,11 +36,10 @@ def urban_rural_from_code(codes: pd.Series) -> pd.Series:
     Parameters
     ----------
     codes
-        Codes such as 111, 112, 121, 122, 123, 210, 220 (numbers or strings).
+        Codes such as 111, 112, 121, 122, 123, 210, 220 (numbers or strings), decoded by
+        :func:`covplan.labels.urban_rural_class`; anything else gives None.
     """
-    num = pd.to_numeric(codes, errors="coerce")
-    out = np.where((num >= 100) & (num < 200), "urban", np.where((num >= 200) & (num < 300),
-                                                                 "rural", None))
+    out = [urban_rural_class(v, strict=False) for v in codes]
     return pd.Series(out, index=codes.index, dtype=object)
 
 
@@ -120,7 +114,7 @@ def classify_places(
             raise CoverageError(f"places: no column {column!r} (urban_rural_column); columns: "
                                 f"{list(out.columns)}")
         raw = out[column]
-        words = raw.map(lambda v: _WORDS.get(str(v).strip().lower()) if _given(v) else None)
+        words = raw.map(lambda v: urban_rural_class(v, strict=False) if _given(v) else None)
         bad = sorted(
             {str(v) for v, w in zip(raw, words, strict=True) if _given(v) and pd.isna(w)}
         )

@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from covplan.errors import CoverageError
+from covplan.labels import check_language
 from covplan.outputs import atomic
 from covplan.outputs.atomic import staged_directory
-from covplan.outputs.labels_zh import check_language
 from covplan.outputs.manifest import file_sha256, manifest_digest, manifest_json
 from covplan.progress import Steps
 from covplan.results import RunResult
@@ -142,6 +142,17 @@ def _writers(result: RunResult, lang: str, manifest: dict[str, Any]
              ) -> dict[str, Callable[[Path], object]]:
     from covplan.outputs import tables
 
+    shared: dict[str, Any] = {}
+
+    def shortfalls() -> Any:
+        """Return the places' shortfalls, computed once for map.html and map.png."""
+        if "shortfalls" not in shared:
+            from covplan.outputs.webmap import place_shortfalls
+
+            shown = tables.sample_places(result.places)  # the places both maps draw
+            shared["shortfalls"] = place_shortfalls(result, place_ids=shown["place_id"])
+        return shared["shortfalls"]
+
     def gpkg(path: Path) -> object:
         from covplan.outputs.gpkg import write_gpkg
 
@@ -169,12 +180,14 @@ def _writers(result: RunResult, lang: str, manifest: dict[str, Any]
     def map_html(path: Path) -> object:
         from covplan.outputs.webmap import write_map
 
-        return write_map(result, path, language=lang, manifest=manifest)
+        return write_map(result, path, language=lang, manifest=manifest,
+                         shortfalls=shortfalls())
 
     def map_png(path: Path) -> object:
         from covplan.outputs.staticmap import write_static_map
 
-        return write_static_map(result, path, language=lang, manifest=manifest)
+        return write_static_map(result, path, language=lang, manifest=manifest,
+                                shortfalls=shortfalls())
 
     def report_html(path: Path) -> object:
         from covplan.outputs.report import write_report

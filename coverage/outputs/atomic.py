@@ -43,11 +43,36 @@ Guarantee
     anything else. A kill at any other moment leaves only hidden staging or previous folders
     that the next run deletes. Nothing is ever written into the output folder in place.
 
+An output folder at a mount point (weaker guarantee)
+    A mount point cannot be renamed, and a sibling folder lies on another file system (the
+    rename fails with "Invalid cross-device link"). When the output folder is a mount point
+    (:func:`os.path.ismount`, a line of ``/proc/self/mountinfo``, or a device other than its
+    parent's), :func:`staged_directory` therefore stages *inside* it, in a hidden
+    ``.covplan-staging-<pid>-<random>`` folder (same file system), and moves the files in
+    one by one (:func:`_move_in`):
+
+    1. *Check*: every file to replace can be opened for writing and the folder is writable
+       (:func:`check_replaceable`), before anything is replaced.
+    2. *Journal and back up*: the names to move, and which of them exist, are written to
+       ``journal.json`` in the hidden folder; each existing file is hard-linked (copied
+       where links are impossible) into its ``previous`` subfolder.
+    3. *Move*: each new file replaces its target with :func:`os.replace` (atomic per file),
+       ``manifest.json`` last; then the journal is deleted (the run is committed).
+    4. *Roll back* on a failure during the moves: the moved files are put back from the
+       backups (new names removed) and the error raised; the previous outputs are then
+       intact. A kill during the moves leaves the journal; the next run (or
+       :func:`recover_output_dir`) rolls back from it before doing anything else.
+
+    The weaker part: each file is replaced atomically, but not the folder as a whole, so a
+    reader *during* the moves (a fraction of a second) can see some new and some previous
+    files, and so can anyone looking after a kill in that window until the next run rolls
+    it back. ``manifest.json`` is moved last and lists the SHA-256 of every file of its run,
+    so a manifest whose hashes match the files marks a complete run. Files of the folder the
+    run does not write are left in place.
+
 Limits
     Left-overs are recognised by the process id in their name: those of a process that is
-    still running (a concurrent run, or a reused id) are left alone until it ends. An output
-    folder that is itself a mount point cannot be renamed and is refused before anything is
-    computed (write into a folder inside the mount instead).
+    still running (a concurrent run, or a reused id) are left alone until it ends.
 """
 
 from __future__ import annotations
@@ -56,6 +81,7 @@ import contextlib
 import ctypes
 import errno
 import functools
+import json
 import os
 import re
 import secrets
@@ -86,6 +112,14 @@ _AT_FDCWD = -100
 
 #: A temporary folder of :func:`atomic_path` (``.<name>.tmp-<pid>-<hex>``).
 _ATOMIC_TMP = re.compile(r"^\..+\.tmp-\d+-[0-9a-f]+$")
+
+#: The hidden staging folder inside an output folder at a mount point.
+_IN_PLACE_PREFIX = ".covplan-staging-"
+#: In that folder: the list of files being moved in (present until the run is committed),
+#: the new files and the backups of the files they replace.
+_JOURNAL = "journal.json"
+_NEW = "new"
+_BACKUP = "previous"
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -270,28 +304,168 @@ def recover_output_dir(out_dir: str | os.PathLike[str]) -> Path | None:
         previous.remove(newest)
     for folder in previous + _stale(out_dir.parent, _staging_prefix(out_dir)):
         shutil.rmtree(folder, ignore_errors=True)
+    if out_dir.is_dir() and not out_dir.is_symlink():
+        for holder in _stale(out_dir, _IN_PLACE_PREFIX):
+            _roll_back_journal(out_dir, holder)
+            shutil.rmtree(holder, ignore_errors=True)
     return restored
 
 
-def _is_mount(out_dir: Path) -> bool:
+def _mount_points() -> frozenset[str]:
+    """Return the mount points of this process (Linux ``/proc/self/mountinfo``), else empty.
+
+    A bind mount of a folder of the same file system has its parent's device number, so
+    neither :func:`os.path.ismount` nor a device comparison sees it; the mount table does.
+    """
     try:
-        return os.path.ismount(out_dir) or out_dir.stat().st_dev != out_dir.parent.stat().st_dev
+        text = Path("/proc/self/mountinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return frozenset()
+    found = set()
+    for line in text.splitlines():
+        fields = line.split(" ")
+        if len(fields) > 4:  # octal escapes (\040 for a space) in the mount point field
+            found.add(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4]))
+    return frozenset(found)
+
+
+def _is_mount(out_dir: Path) -> bool:
+    """Tell whether the folder ``out_dir`` is a mount point or on another device than its parent."""
+    try:
+        out_dir = Path(os.path.realpath(out_dir))
+        return (os.path.ismount(out_dir)
+                or out_dir.stat().st_dev != out_dir.parent.stat().st_dev
+                or str(out_dir) in _mount_points())
     except OSError:
         return False
 
 
+def _stages_in_place(out_dir: Path) -> bool:
+    """Tell whether ``out_dir`` is an existing folder at a mount point (staged inside it)."""
+    return out_dir.is_dir() and _is_mount(out_dir)
+
+
+def _in_place_holder(out_dir: Path) -> Path:
+    """Create and return a new empty ``out_dir/.covplan-staging-<pid>-<random>`` folder."""
+    while True:
+        path = out_dir / f"{_IN_PLACE_PREFIX}{os.getpid()}-{secrets.token_hex(6)}"
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise CoverageError(
+                f"cannot create the staging folder {path}: {exc.strerror or exc} (the output "
+                f"folder {out_dir} must be writable; choose another output folder)"
+            ) from exc
+        (path / _NEW).mkdir()
+        (path / _BACKUP).mkdir()
+        return path
+
+
+def _write_journal(holder: Path, names: list[str], existing: list[str]) -> None:
+    """Write ``journal.json`` (names to move, those that exist) atomically into ``holder``."""
+    tmp = holder / f"{_JOURNAL}.tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump({"names": names, "existing": existing}, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, holder / _JOURNAL)
+    _fsync_dir(holder)
+
+
+def _restore(out_dir: Path, holder: Path, names: Iterable[str], existing: set[str]) -> list[str]:
+    """Put ``names`` back as they were before the moves; return the names that failed.
+
+    A name that existed is renamed back from its backup; a new name is removed if its new
+    file was moved in (it is no longer in the ``new`` subfolder).
+    """
+    failed = []
+    for name in names:
+        target, backup = out_dir / name, holder / _BACKUP / name
+        try:
+            if name in existing:
+                if os.path.lexists(backup):
+                    os.replace(backup, target)  # same file (not yet replaced): no change
+            elif not os.path.lexists(holder / _NEW / name) and os.path.lexists(target):
+                os.unlink(target)
+        except OSError:
+            failed.append(name)
+    _fsync_dir(out_dir)
+    return failed
+
+
+def _roll_back_journal(out_dir: Path, holder: Path) -> None:
+    """Undo the moves of a killed in-place run from its journal (no journal: nothing moved)."""
+    try:
+        journal = json.loads((holder / _JOURNAL).read_text(encoding="utf-8"))
+        names = [str(n) for n in journal["names"]]
+        existing = {str(n) for n in journal["existing"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # no journal: killed before the moves began, or after the run was committed
+    if any(Path(n).name != n for n in names):
+        return  # not a journal this module wrote
+    failed = _restore(out_dir, holder, names, existing)
+    if failed:
+        raise CoverageError(
+            f"a killed run left {out_dir} half replaced and {', '.join(failed)} could not be "
+            f"restored from the backups in {holder / _BACKUP}; copy them back by hand"
+        )
+
+
+def _move_in(staging: Path, out_dir: Path, holder: Path) -> None:
+    """Move every file of ``staging`` into ``out_dir`` (manifest.json last), or none.
+
+    See "An output folder at a mount point" in the module docstring.
+
+    Raises
+    ------
+    CoverageError
+        If a move fails; the moved files were put back and ``out_dir`` holds the previous
+        outputs (or, if that failed too, the message names the backup folder).
+    """
+    names = sorted((p.name for p in staging.iterdir()), key=lambda n: (n == "manifest.json", n))
+    existing = [n for n in names if os.path.lexists(out_dir / n)]
+    _write_journal(holder, names, existing)
+    backups = holder / _BACKUP
+    for name in existing:
+        _link_or_copy(str(out_dir / name), str(backups / name))
+    _fsync_dir(backups)
+    moved: list[str] = []
+    try:
+        for name in names:
+            os.replace(staging / name, out_dir / name)
+            moved.append(name)
+        _fsync_dir(out_dir)
+    except BaseException as exc:
+        failed = _restore(out_dir, holder, moved, set(existing))
+        if failed:
+            with contextlib.suppress(OSError):  # keep the backups out of the clean-up
+                holder.rename(holder.with_name(
+                    holder.name.replace(_IN_PLACE_PREFIX, ".covplan-kept-")))
+            raise CoverageError(
+                f"moving the new outputs into {out_dir} failed ({exc}) and "
+                f"{', '.join(failed)} could not be restored; the previous files are kept in "
+                f"{out_dir}/.covplan-kept-*/{_BACKUP}; copy them back by hand"
+            ) from exc
+        if not isinstance(exc, OSError):
+            raise
+        named = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        raise CoverageError(
+            f"cannot replace the files of the output folder {out_dir}: "
+            f"{exc.strerror or exc}{named}; a file in it may be open in another program "
+            "(close it) or read-only; the previous outputs were left unchanged"
+        ) from exc
+    (holder / _JOURNAL).unlink()  # committed: a kill from here on keeps the new run
+    _fsync_dir(holder)
+
+
 def _check_folder(out_dir: Path) -> None:
-    """Refuse an output path that is a file or a mount point."""
+    """Refuse an output path that is not a folder."""
     if os.path.lexists(out_dir) and not out_dir.is_dir():
         raise CoverageError(
             f"output path {out_dir} exists and is not a folder (choose a folder with --out "
             "or outputs.dir)"
-        )
-    if out_dir.is_dir() and _is_mount(out_dir.resolve()):
-        raise CoverageError(
-            f"output folder {out_dir} is a mount point: outputs replace the folder as a whole "
-            f"by renaming it, which a mount point cannot be; write into a folder inside it, "
-            f"e.g. --out {out_dir / 'results'}"
         )
 
 
@@ -315,7 +489,8 @@ def check_replaceable(out_dir: str | os.PathLike[str], names: Iterable[str] = ()
     out_dir = Path(out_dir)
     _check_folder(out_dir)
     parent = out_dir.parent
-    if parent.is_dir() and not os.access(parent, os.W_OK):
+    in_place = _stages_in_place(out_dir)  # at a mount point: the parent is not written
+    if not in_place and parent.is_dir() and not os.access(parent, os.W_OK):
         raise CoverageError(
             f"cannot write the output folder {out_dir}: its parent {parent} is not writable "
             "(choose another output folder)"
@@ -363,6 +538,21 @@ def _input_items(input_paths: Mapping[str, object] | Iterable[object]
     return found
 
 
+def _resolved(path: Path, what: str) -> Path:
+    """Return ``path`` resolved; a symbolic link loop is an :class:`InputError`."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError) as exc:  # RuntimeError before Python 3.13, then ELOOP
+        if isinstance(exc, OSError) and exc.errno != errno.ELOOP:
+            raise
+        raise InputError([Problem(
+            f"{what} {path}",
+            "is a symbolic link loop: the link points, directly or through other links, "
+            "back to itself",
+            "replace the link by a folder or point it to an existing one",
+        )], source=f"the {what}") from exc
+
+
 def check_output_dir(
     out_dir: str | os.PathLike[str],
     input_paths: Mapping[str, object] | Iterable[object] = (),
@@ -395,12 +585,12 @@ def check_output_dir(
         If the output folder is, or contains, an input file or folder: replacing the
         folder would replace the input.
     CoverageError
-        If the output path is a file or a mount point, or cannot be replaced.
+        If the output path is a file, or cannot be replaced.
     """
-    out = Path(out_dir).expanduser().resolve()
+    out = _resolved(Path(out_dir).expanduser(), "output folder")
     problems = []
     for role, path in _input_items(input_paths):
-        resolved = path.resolve()
+        resolved = _resolved(path, role)
         if resolved == out or out in resolved.parents:
             how = "is" if resolved == out else "contains"
             problems.append(Problem(
@@ -503,7 +693,8 @@ def _carry_over(out_dir: Path, staging: Path) -> None:
     written = {p.name for p in staging.iterdir()}
     skip = written | {name + s for name in written for s in _SIDECARS}
     for entry in out_dir.iterdir():
-        if entry.name in skip or _ATOMIC_TMP.match(entry.name):
+        if (entry.name in skip or _ATOMIC_TMP.match(entry.name)
+                or entry.name.startswith(_IN_PLACE_PREFIX)):
             continue
         dest = staging / entry.name
         if entry.is_symlink():
@@ -537,6 +728,11 @@ def staged_directory(
     (:func:`switch_directory`). If the block raises, ``out_dir`` is left exactly as it was.
     The staging folder is always removed.
 
+    An output folder at a mount point is staged inside it instead (a hidden
+    ``.covplan-staging-*`` folder) and its files are replaced one by one with backups and
+    roll-back, ``manifest.json`` last: a weaker guarantee, see "An output folder at a mount
+    point" in the module docstring.
+
     Parameters
     ----------
     out_dir
@@ -553,8 +749,8 @@ def staged_directory(
     Raises
     ------
     CoverageError
-        If the output path is a file or a mount point, a file to replace is locked, or the
-        switch fails (``out_dir`` then holds the previous run).
+        If the output path is a file, a file to replace is locked, or the switch or the
+        moves fail (``out_dir`` then holds the previous run).
     """
     out_dir = Path(os.path.realpath(Path(out_dir).expanduser()))  # a link: replace its target
     try:
@@ -565,7 +761,9 @@ def staged_directory(
         ) from exc
     recover_output_dir(out_dir)
     check_replaceable(out_dir, replaces)
-    staging = _sibling(out_dir, _staging_prefix(out_dir))
+    in_place = _stages_in_place(out_dir)
+    holder = _in_place_holder(out_dir) if in_place else _sibling(out_dir, _staging_prefix(out_dir))
+    staging = holder / _NEW if in_place else holder
     try:
         yield staging
         for item in list(staging.iterdir()):
@@ -573,10 +771,14 @@ def staged_directory(
             if base and (staging / base).is_file() and item.is_file():
                 item.unlink()  # a GeoPackage's left-over journal
         check_replaceable(out_dir, [p.name for p in staging.iterdir()])
+        if in_place:
+            _fsync_tree(staging)
+            _move_in(staging, out_dir, holder)
+            return
         if out_dir.is_dir():
             _carry_over(out_dir, staging)
             shutil.copymode(out_dir, staging)
         _fsync_tree(staging)
         switch_directory(staging, out_dir)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(holder, ignore_errors=True)

@@ -1,10 +1,17 @@
-"""results.gpkg: every layer of a run in one GeoPackage, with the run manifest inside.
+r"""results.gpkg: every layer of a run in one GeoPackage, with the run manifest inside.
 
 Layers: ``facilities``, ``units``, ``unit_results`` (unit polygons joined with one row per
 unit and rule), ``places`` (with nearest facility and minutes per mode; NULL minutes =
 unreachable), ``isochrones``, ``proposals`` (when the run proposed sites) and the
 attribute table ``run_manifest`` (key, value: one row per manifest entry, values as JSON).
 The manifest is also stored as GDAL dataset metadata (``gpkg_metadata`` table).
+
+Text is stored as read except for bidirectional control characters (U+202A-202E,
+U+2066-2069, U+200E/200F, U+061C), which are dropped from every text column, as in the HTML,
+CSV and XLSX exports, so a name cannot show reordered (spoofed) in a GIS; ids lose them the
+same way in every layer, so the layers still join. In the manifest JSON they are written as
+``\uXXXX`` escapes (the same JSON value, see
+:func:`covplan.outputs.html_text.safe_json_text`).
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import numpy as np
 import pandas as pd
 import pyogrio
 from covplan.errors import CoverageError
+from covplan.outputs.html_text import BIDI_CONTROLS, safe_json_text
 from covplan.outputs.manifest import manifest_json, to_jsonable
 from covplan.results import RunResult
 
@@ -27,9 +35,20 @@ __all__ = ["MANIFEST_TABLE", "gpkg_layers", "write_gpkg"]
 
 MANIFEST_TABLE = "run_manifest"
 
+_BIDI_TABLE = dict.fromkeys(map(ord, BIDI_CONTROLS))
+
+
+def _strip_bidi(value: Any) -> Any:
+    """Return a text without bidi control characters; any other value unchanged."""
+    return value.translate(_BIDI_TABLE) if isinstance(value, str) else value
+
 
 def _clean(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """Make columns storable: JSON text for dicts/lists, NULL for non-finite numbers."""
+    """Make columns storable and safe to show.
+
+    JSON text for dicts/lists, NULL for non-finite numbers, and text without bidi control
+    characters (column names too).
+    """
     out = frame.copy()
     for column in out.columns:
         if column == out.geometry.name:
@@ -43,7 +62,10 @@ def _clean(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
                     lambda v: json.dumps(to_jsonable(v), ensure_ascii=False, sort_keys=True)
                     if isinstance(v, (dict, list, tuple, set)) else v
                 )
-    return out
+            out[column] = out[column].map(_strip_bidi)
+        elif pd.api.types.is_string_dtype(series):
+            out[column] = series.str.translate(_BIDI_TABLE)
+    return out.rename(columns=lambda c: _strip_bidi(c) if c != out.geometry.name else c)
 
 
 def gpkg_layers(result: RunResult) -> dict[str, gpd.GeoDataFrame]:
@@ -79,7 +101,7 @@ def write_gpkg(
     path = Path(path)
     if path.exists():
         raise CoverageError(f"{path} exists; write_gpkg writes new files only (use atomic_path)")
-    text = manifest_json(manifest, indent=None)
+    text = safe_json_text(manifest_json(manifest, indent=None))
     first = True
     for name, layer in gpkg_layers(result).items():
         frame = _clean(layer)
@@ -101,7 +123,8 @@ def write_gpkg(
         first = False
     rows = pd.DataFrame(
         [
-            (key, json.dumps(to_jsonable(value), ensure_ascii=False, sort_keys=True))
+            (key, safe_json_text(
+                json.dumps(to_jsonable(value), ensure_ascii=False, sort_keys=True)))
             for key, value in sorted(dict(manifest).items())
         ],
         columns=["key", "value"],

@@ -18,9 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from covplan.labels import COLUMN_LABELS
+from covplan.labels import (
+    COLUMN_LABELS,
+    check_language,
+    column_label,
+    status_label,
+    text,
+)
 from covplan.outputs.html_text import escape, number, safe_json_text
-from covplan.outputs.labels_zh import check_language, column_label, status_label, text
 from covplan.outputs.manifest import manifest_json, script_safe_json
 from covplan.outputs.tables import normalise_summary, normalise_unit_results
 from covplan.results import RunResult
@@ -66,7 +71,7 @@ def _summary_rows(summary: pd.DataFrame, lang: str) -> str:
             f"<td>{_e(getattr(row, 'rule_id', ''))}</td>"
             f"<td>{_e(getattr(row, 'rule_name', ''))}</td>"
             f'<td class="{_e(status)}">{_e(status_label(status, lang))}</td>'
-            f'<td class="num">{_num(getattr(row, "units_passing", None))}'
+            f'<td class="num">{_num(getattr(row, "units_pass", None))}'
             f" / {_num(getattr(row, 'units_total', None))}</td>"
             f'<td class="num">{_num(getattr(row, "population", None))}</td>'
             f'<td class="num">{_num(getattr(row, "covered_population", None))}</td>'
@@ -75,7 +80,7 @@ def _summary_rows(summary: pd.DataFrame, lang: str) -> str:
         )
     heads = [
         _head("rule_id", lang), _head("rule_name", lang), _head("status", lang),
-        f"{_head('units_passing', lang)} / {_head('units_total', lang)}",
+        f"{_head('units_pass', lang)} / {_head('units_total', lang)}",
         _head("population", lang), _head("covered_population", lang), _head("share", lang),
     ]
     head = "".join(f"<th>{_e(h)}</th>" for h in heads)

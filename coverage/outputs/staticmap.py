@@ -28,11 +28,13 @@ import matplotlib
 
 matplotlib.use("Agg", force=False)
 
-import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import shapely  # noqa: E402
 from covplan.geo import metric_crs  # noqa: E402
+from covplan.labels import check_language, mode_label, text  # noqa: E402
 from covplan.outputs.html_text import LABEL_MAX, plain_text, safe_json_text  # noqa: E402
-from covplan.outputs.labels_zh import check_language, mode_label, text  # noqa: E402
 from covplan.outputs.manifest import manifest_json  # noqa: E402
+from covplan.outputs.tables import sample_note, sample_places  # noqa: E402
 from covplan.outputs.webmap import (  # noqa: E402
     COMPLIANCE_COLOURS,
     FACILITY_COLOUR,
@@ -46,9 +48,14 @@ from covplan.outputs.webmap import (  # noqa: E402
 )
 from covplan.results import RunResult  # noqa: E402
 from matplotlib import font_manager  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
+from matplotlib.collections import PathCollection  # noqa: E402
 from matplotlib.colors import to_rgb  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.patches import Patch, Rectangle  # noqa: E402
+from matplotlib.path import Path as Path2D  # noqa: E402
 
 __all__ = [
     "DPI",
@@ -62,6 +69,8 @@ __all__ = [
 #: Figure size in inches and resolution: 12 x 8 in at 150 dpi = 1800 x 1200 pixels.
 FIGSIZE_IN: tuple[float, float] = (12.0, 8.0)
 DPI = 150
+#: zlib compression level of map.png (0-9).
+PNG_COMPRESS_LEVEL = 3
 ATTRIBUTION = "© OpenStreetMap contributors"
 _MODE_LINESTYLES = {"walk": "-", "bike": ":", "drive": "--", "ambulance": (0, (6, 2, 1, 2))}
 _CJK_PROBE = "达标未覆盖人口分钟"
@@ -148,7 +157,37 @@ def _nice_length(width_m: float) -> float:
     return power
 
 
-def _draw_scale_bar(ax: plt.Axes, font: font_manager.FontProperties | None) -> None:
+def _polygon_path(geom: Any) -> Path2D:
+    """Return one compound matplotlib path of a (multi)polygon: holes as holes, no loops."""
+    rings = shapely.get_rings(shapely.get_parts(shapely.orient_polygons(geom)))
+    coords, ring = shapely.get_coordinates(rings, return_index=True)
+    if not len(coords):
+        return Path2D(np.zeros((0, 2)))
+    codes = np.full(len(coords), Path2D.LINETO, dtype=Path2D.code_type)
+    first = np.ones(len(coords), dtype=bool)
+    first[1:] = ring[1:] != ring[:-1]
+    last = np.ones(len(coords), dtype=bool)
+    last[:-1] = first[1:]
+    codes[first] = Path2D.MOVETO
+    codes[last] = Path2D.CLOSEPOLY
+    return Path2D(coords, codes)
+
+
+def _polygon_paths(geoms: Any, tolerance: float) -> list[Path2D]:
+    """Return the paths of polygons simplified to ``tolerance`` (about a pixel), topology kept."""
+    shown = shapely.simplify(np.asarray(geoms, dtype=object), tolerance, preserve_topology=True)
+    return [_polygon_path(g) for g in shown if g is not None and not shapely.is_empty(g)]
+
+
+def _draw_polygons(ax: Axes, geoms: Any, tolerance: float, *,
+                   paths: list[Path2D] | None = None, **style: Any) -> None:
+    """Draw polygons as one collection (``paths``: :func:`_polygon_paths` of them, if known)."""
+    paths = _polygon_paths(geoms, tolerance) if paths is None else paths
+    if paths:
+        ax.add_collection(PathCollection(paths, **style), autolim=False)
+
+
+def _draw_scale_bar(ax: Axes, font: font_manager.FontProperties | None) -> None:
     x0, x1 = ax.get_xlim()
     y0, y1 = ax.get_ylim()
     length = _nice_length(x1 - x0)
@@ -156,15 +195,15 @@ def _draw_scale_bar(ax: plt.Axes, font: font_manager.FontProperties | None) -> N
     bottom = y0 + 0.05 * (y1 - y0)
     height = 0.008 * (y1 - y0)
     half = length / 2
-    ax.add_patch(plt.Rectangle((left, bottom), half, height, facecolor="black", zorder=20))
-    ax.add_patch(plt.Rectangle((left + half, bottom), half, height, facecolor="white",
-                               edgecolor="black", zorder=20))
+    ax.add_patch(Rectangle((left, bottom), half, height, facecolor="black", zorder=20))
+    ax.add_patch(Rectangle((left + half, bottom), half, height, facecolor="white",
+                           edgecolor="black", zorder=20))
     label = f"{length / 1000:g} km" if length >= 1000 else f"{length:g} m"
     ax.text(left + length / 2, bottom + 2.2 * height, label, ha="center", va="bottom",
             fontsize=9, zorder=20, fontproperties=font)
 
 
-def _draw_north_arrow(ax: plt.Axes, label: str, font: font_manager.FontProperties | None
+def _draw_north_arrow(ax: Axes, label: str, font: font_manager.FontProperties | None
                       ) -> None:
     ax.annotate(
         label,
@@ -181,6 +220,7 @@ def write_static_map(
     *,
     language: str | None = None,
     manifest: Mapping[str, Any] | None = None,
+    shortfalls: Any = None,
 ) -> Path:
     """Draw the run on a 1800 x 1200 px PNG at ``path`` and return the path.
 
@@ -193,6 +233,9 @@ def write_static_map(
         English with a :class:`FontFallbackWarning`.
     manifest
         Stored as the PNG text chunk ``run-manifest`` when given.
+    shortfalls
+        :func:`~covplan.outputs.webmap.place_shortfalls` of the run when the caller has it
+        already (computed once for both maps); default computed here.
     """
     lang, font = _font_for(check_language(language or result.language))
     units = result.units
@@ -202,12 +245,19 @@ def write_static_map(
     colours = [COMPLIANCE_COLOURS[compliance.get(str(u), "not_applicable")]
                for u in units_m["unit_id"]]
 
-    fig = plt.figure(figsize=FIGSIZE_IN, dpi=DPI)
+    minx, miny, maxx, maxy = units_m.total_bounds
+    pad = 0.05 * max(maxx - minx, maxy - miny, 1.0)
+    # about one pixel of the map (1150 px across its wider side): finer detail is invisible
+    tolerance = (max(maxx - minx, maxy - miny, 1.0) + 2 * pad) / 1150.0
+
+    # A bare Figure with the Agg canvas: no pyplot (its import and figure registry).
+    fig = Figure(figsize=FIGSIZE_IN, dpi=DPI)
+    FigureCanvasAgg(fig)
     # Map on the left two thirds, legend beside it on the right.
     ax = fig.add_axes((0.02, 0.04, 0.64, 0.88))
     try:
-        units_m.plot(ax=ax, color=colours, alpha=0.45, edgecolor="#333333", linewidth=0.8,
-                     zorder=1)
+        _draw_polygons(ax, units_m.geometry.to_numpy(), tolerance, facecolors=colours,
+                       alpha=0.45, edgecolors="#333333", linewidths=0.8, zorder=1)
         handles: list[Any] = [
             Patch(facecolor=COMPLIANCE_COLOURS["pass"], alpha=0.5, label=text("all_pass", lang)),
             Patch(facecolor=COMPLIANCE_COLOURS["fail"], alpha=0.5, label=text("some_fail", lang)),
@@ -225,14 +275,19 @@ def write_static_map(
                              & (iso_m["minutes"].astype(float) == minutes)]
                 colour = isochrone_colour(minutes)
                 style = _MODE_LINESTYLES.get(mode, "-.")
-                part.plot(ax=ax, facecolor=colour, edgecolor="none", alpha=0.12, zorder=2)
-                part.boundary.plot(ax=ax, color=colour, linewidth=1.6, linestyle=style, zorder=3)
+                shapes = part.geometry.to_numpy()
+                paths = _polygon_paths(shapes, tolerance)  # once for the fill and the outline
+                _draw_polygons(ax, shapes, tolerance, paths=paths, facecolors=colour,
+                               edgecolors="none", alpha=0.12, zorder=2)
+                _draw_polygons(ax, shapes, tolerance, paths=paths, facecolors="none",
+                               edgecolors=colour, linewidths=1.6, linestyles=[style], zorder=3)
                 handles.append(Patch(facecolor=(*to_rgb(colour), 0.15), edgecolor=colour,
                                      linestyle=style, linewidth=1.6, label=text(
                                          "isochrone", lang, minutes=minutes,
                                          mode=mode_label(mode, lang))))
-        shortfalls = place_shortfalls(result)
-        places = result.places
+        places = sample_places(result.places)  # above the limit: a seeded random sample
+        if shortfalls is None:
+            shortfalls = place_shortfalls(result, place_ids=places["place_id"])
         unc = places[places["place_id"].isin(shortfalls.index)].to_crs(crs)
         if len(unc):
             worst = shortfalls.reindex(unc["place_id"])["shortfall"].astype(float).to_numpy()
@@ -261,8 +316,6 @@ def write_static_map(
             handles.append(Line2D([], [], marker="*", linestyle="",
                                   markerfacecolor=PROPOSAL_COLOUR, markersize=13,
                                   label=text("proposals", lang)))
-        minx, miny, maxx, maxy = units_m.total_bounds
-        pad = 0.05 * max(maxx - minx, maxy - miny, 1.0)
         ax.set_xlim(minx - pad, maxx + pad)
         ax.set_ylim(miny - pad, maxy + pad)
         ax.set_aspect("equal")
@@ -290,10 +343,18 @@ def write_static_map(
         ax.text(0.995, 0.005, ATTRIBUTION, transform=ax.transAxes, ha="right", va="bottom",
                 fontsize=8, color="#333333", zorder=30,
                 bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 2})
+        sampled = sample_note(len(result.places), len(places), lang)
+        if sampled:
+            ax.text(0.005, 0.995, sampled, transform=ax.transAxes, ha="left", va="top",
+                    fontsize=9, color="#333333", zorder=30, fontproperties=font,
+                    parse_math=False, bbox={"facecolor": "white", "alpha": 0.8,
+                                            "edgecolor": "none", "pad": 2})
         metadata = {"Software": "coverage-planner"}
         if manifest is not None:
             metadata["run-manifest"] = safe_json_text(manifest_json(manifest, indent=None))
-        fig.savefig(path, format="png", dpi=DPI, metadata=metadata)
+        # zlib level 3: about half the encoding time of the default 6, a slightly larger file
+        fig.savefig(path, format="png", dpi=DPI, metadata=metadata,
+                    pil_kwargs={"compress_level": PNG_COMPRESS_LEVEL})
     finally:
-        plt.close(fig)
+        fig.clear()
     return Path(path)

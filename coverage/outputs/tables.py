@@ -1,7 +1,7 @@
 """Per-unit and per-place tables of a run: units.csv, units.xlsx and places.csv.
 
 Column headings and status words are Chinese when the language is ``zh`` (see
-:mod:`covplan.outputs.labels_zh`); in English the headings are the column keys and the
+:mod:`covplan.labels`); in English the headings are the column keys and the
 status keeps its machine-readable values ``pass`` / ``fail`` / ``not_applicable``.
 Text cells that a spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``,
 ``@``) are neutralised: prefixed with ``'`` in CSV and stored as plain strings in XLSX.
@@ -20,14 +20,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from covplan.outputs.html_text import plain_text
-from covplan.outputs.labels_zh import (
-    URBAN_RURAL,
+from covplan.labels import (
+    URBAN_RURAL_LABELS,
     check_language,
     column_label,
     mode_label,
     status_label,
 )
+from covplan.outputs.html_text import plain_text
 from covplan.outputs.manifest import to_jsonable
 from covplan.results import RunResult
 
@@ -36,6 +36,8 @@ __all__ = [
     "normalise_unit_results",
     "place_modes",
     "places_table",
+    "sample_note",
+    "sample_places",
     "summary_table",
     "unit_table",
     "write_csv",
@@ -61,7 +63,7 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "rule_id",
     "rule_name",
     "status",
-    "units_passing",
+    "units_pass",
     "units_total",
     "population",
     "covered_population",
@@ -97,7 +99,7 @@ def _localise(frame: pd.DataFrame, language: str, *, extra: Mapping[str, str] | 
     if "urban_rural" in out.columns:
         zh = check_language(language) == "zh"
         out["urban_rural"] = out["urban_rural"].map(
-            lambda v: URBAN_RURAL[v][0 if zh else 1] if v in URBAN_RURAL else v
+            lambda v: URBAN_RURAL_LABELS[v][0 if zh else 1] if v in URBAN_RURAL_LABELS else v
         )
     names = {c: (extra or {}).get(c) or column_label(c, language) for c in out.columns}
     return out.rename(columns=names)
@@ -120,12 +122,12 @@ def normalise_unit_results(frame: pd.DataFrame) -> pd.DataFrame:
 def normalise_summary(frame: pd.DataFrame) -> pd.DataFrame:
     """Return the summary in the RunResult columns, filling them from the audit's names.
 
-    ``rule_name`` <- ``title``, ``status`` <- ``region_status``, ``units_passing`` <-
-    ``units_pass``, ``units_total`` <- ``units_pass + units_fail`` (else ``units_checked``),
+    ``rule_name`` <- ``title``, ``status`` <- ``region_status``, ``units_total`` <-
+    ``units_pass + units_fail`` (else ``units_checked``),
     ``share`` <- ``covered_population / population``.
     """
     out = frame.copy()
-    fallbacks = {"rule_name": "title", "status": "region_status", "units_passing": "units_pass"}
+    fallbacks = {"rule_name": "title", "status": "region_status"}
     for column, source in fallbacks.items():
         if column not in out.columns and source in out.columns:
             out[column] = out[source]
@@ -269,33 +271,74 @@ def _xlsx_value(value: Any) -> Any:
     return plain_text(value) if isinstance(value, str) else value
 
 
+#: Where the full table of a sheet is when the sheet was cut (by sheet title).
+FULL_TABLE_FILES: dict[str, str] = {
+    "居民点": "places.csv", "places": "places.csv",
+    "单元结果": "units.csv", "units": "units.csv",
+}
+#: Title of the sheet listing the cut sheets (written only when one was cut).
+NOTES_SHEET = "说明 notes"
+
+
+def cut_note(title: str, shown: int, total: int) -> str:
+    """Return the note of a sheet cut to ``shown`` of its ``total`` rows (Chinese and English)."""
+    where = FULL_TABLE_FILES.get(title, "the CSV files")
+    return (f"仅显示 {total:,} 行中的前 {shown:,} 行；完整表格见 {where} 与 results.gpkg / "
+            f"showing the first {shown:,} of {total:,} rows; the full table is in {where} "
+            "and results.gpkg")
+
+
 def write_xlsx(
     path: str | os.PathLike[str],
     *,
     sheets: Mapping[str, pd.DataFrame],
     manifest: Mapping[str, Any] | None = None,
     manifest_sheet: str = "manifest",
+    max_rows: int | None = None,
 ) -> Path:
     """Write each DataFrame to its own sheet, plus the run manifest as key/value rows.
 
-    Strings are always stored as text cells (never as formulas).
+    Strings are always stored as text cells (never as formulas). The workbook is written
+    row by row (openpyxl's write-only mode), so memory does not grow with the table.
+
+    Parameters
+    ----------
+    path
+        The file to write.
+    sheets
+        Sheet title -> table.
+    manifest, manifest_sheet
+        The run manifest and the title of its sheet.
+    max_rows
+        The most data rows of one sheet; default :func:`covplan.settings.xlsx_max_rows`
+        (200,000). A longer table is cut there: a last row and a notes sheet
+        (:data:`NOTES_SHEET`) say so and where the full table is (:func:`cut_note`).
     """
+    from covplan.settings import xlsx_max_rows
     from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
     from openpyxl.cell.cell import TYPE_STRING
 
-    book = Workbook()
-    book.remove(book.active)
+    limit = xlsx_max_rows() if max_rows is None else int(max_rows)
+    book = Workbook(write_only=True)
+    notes: list[str] = []
+
+    def text_cell(sheet: Any, value: str) -> Any:
+        cell = WriteOnlyCell(sheet, value=value)
+        cell.data_type = TYPE_STRING  # never a formula, whatever the text starts with
+        return cell
 
     def add(title: str, frame: pd.DataFrame) -> None:
         sheet = book.create_sheet(title=title[:31])
-        sheet.append([str(c) for c in frame.columns])
-        for row in frame.itertuples(index=False, name=None):
-            sheet.append([_xlsx_value(v) for v in row])
-        for row in sheet.iter_rows():
-            for cell in row:
-                if isinstance(cell.value, str):
-                    cell.data_type = TYPE_STRING
         sheet.freeze_panes = "A2"
+        sheet.append([text_cell(sheet, str(c)) for c in frame.columns])
+        for row in frame.head(limit).itertuples(index=False, name=None):
+            values = [_xlsx_value(v) for v in row]
+            sheet.append([text_cell(sheet, v) if isinstance(v, str) else v for v in values])
+        if len(frame) > limit:
+            note = cut_note(title, limit, len(frame))
+            sheet.append([text_cell(sheet, note)])
+            notes.append(f"{title[:31]}: {note}")
 
     for title, frame in sheets.items():
         add(title, frame)
@@ -306,5 +349,48 @@ def write_xlsx(
             for key, value in sorted(manifest.items())
         ]
         add(manifest_sheet, pd.DataFrame(rows, columns=["key", "value"]))
+    if notes:
+        add(NOTES_SHEET, pd.DataFrame({"note": notes}))
     book.save(path)
     return Path(path)
+
+
+#: The map's note on a sample, per language (``{shown}`` of ``{total}`` places).
+_SAMPLE_NOTES = {
+    "zh": "显示 {total} 个居民点中的 {shown} 个（随机抽样）",
+    "en": "showing {shown} of {total} places (random sample)",
+}
+#: Seed of the map's random sample of places: the same run draws the same sample.
+SAMPLE_SEED = 20_200_101
+
+
+def sample_places(places: Any, limit: int | None = None) -> Any:
+    """Return at most ``limit`` rows of ``places``: all, or a seeded random sample in order.
+
+    Parameters
+    ----------
+    places
+        A (Geo)DataFrame of places.
+    limit
+        The most rows; default :func:`covplan.settings.map_max_points` (20,000).
+
+    Returns
+    -------
+    (Geo)DataFrame
+        ``places`` itself when short enough, else ``limit`` rows drawn without replacement
+        with :data:`SAMPLE_SEED`, in their original order.
+    """
+    from covplan.settings import map_max_points
+
+    limit = map_max_points() if limit is None else int(limit)
+    if len(places) <= limit:
+        return places
+    rows = np.random.default_rng(SAMPLE_SEED).choice(len(places), size=limit, replace=False)
+    return places.iloc[np.sort(rows)]
+
+
+def sample_note(total: int, shown: int, language: str) -> str | None:
+    """Return the map's note on a sample of ``shown`` of ``total`` places, None if all shown."""
+    if shown >= total:
+        return None
+    return _SAMPLE_NOTES[check_language(language)].format(total=f"{total:,}", shown=f"{shown:,}")

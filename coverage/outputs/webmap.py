@@ -32,8 +32,10 @@ elements, put on the page as they are and never compiled as templates.
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import re
 import warnings
 from collections.abc import Mapping
 from functools import cache
@@ -45,19 +47,21 @@ import folium
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 from branca.element import Element
-from covplan.facility_types import FACILITY_TYPES
-from covplan.outputs.html_text import LABEL_MAX, escape, number, safe_json_text
-from covplan.outputs.labels_zh import (
+from covplan.labels import (
     check_language,
     column_label,
+    facility_type_label,
     mode_label,
     status_label,
     text,
 )
+from covplan.outputs.html_text import LABEL_MAX, escape, number, safe_json_text
 from covplan.outputs.manifest import script_safe_json
-from covplan.outputs.tables import normalise_unit_results
+from covplan.outputs.tables import normalise_unit_results, sample_note, sample_places
 from covplan.results import RunResult
+from jinja2 import Template
 
 __all__ = [
     "COMPLIANCE_COLOURS",
@@ -164,7 +168,7 @@ def _evidence_value_column(evidence: pd.DataFrame) -> str | None:
     return None
 
 
-def place_shortfalls(result: RunResult) -> pd.DataFrame:
+def place_shortfalls(result: RunResult, *, place_ids: Any = None) -> pd.DataFrame:
     """Return the worst shortfall of each uncovered place over all rules.
 
     Uses ``result.evidence`` (one row per rule and uncovered place): the shortfall is the
@@ -173,6 +177,13 @@ def place_shortfalls(result: RunResult) -> pd.DataFrame:
     rule in that unit from ``unit_results``; ``inf`` = unreachable. Rows with
     ``covered == True`` are ignored.
 
+    Parameters
+    ----------
+    result
+        The run.
+    place_ids
+        Only these places (e.g. the sample a map draws); default all.
+
     Returns
     -------
     pandas.DataFrame
@@ -180,12 +191,15 @@ def place_shortfalls(result: RunResult) -> pd.DataFrame:
         ``(rule_name, value, threshold)``), ``facility_id`` of the nearest facility.
     """
     evidence = result.evidence
+    if evidence is not None and place_ids is not None and "place_id" in evidence.columns:
+        evidence = evidence[evidence["place_id"].isin(place_ids)]
     columns = ["shortfall", "rules", "facility_id"]
     if evidence is None or evidence.empty:
         return pd.DataFrame(columns=columns, index=pd.Index([], name="place_id"))
-    ev = evidence.copy()
+    ev = pd.DataFrame(evidence.drop(columns=getattr(evidence, "_geometry_column_name", None)
+                                    or [], errors="ignore"))  # plain columns: faster
     if "covered" in ev.columns:  # the audit's per-place tables may include covered places
-        ev = ev[~ev["covered"].fillna(False).astype(bool)]
+        ev = ev[~ev["covered"].fillna(False).astype(bool).to_numpy()]
         if ev.empty:
             return pd.DataFrame(columns=columns, index=pd.Index([], name="place_id"))
     value_col = _evidence_value_column(ev)
@@ -203,33 +217,43 @@ def place_shortfalls(result: RunResult) -> pd.DataFrame:
     )
     limit_col = next((c for c in ("limit", "threshold") if c in ev.columns), None)
     if limit_col:  # the rule's own minutes/km for that place, as the audit gives it
-        ev["_threshold"] = pd.to_numeric(ev[limit_col], errors="coerce").astype(float)
+        limits = pd.to_numeric(ev[limit_col], errors="coerce").astype(float).to_numpy()
     else:
-        ev["_threshold"] = [
+        limits = np.asarray([
             thresholds.get((r, u), np.nan)
             for r, u in zip(ev["rule_id"], ev["unit_id"], strict=False)
-        ]
+        ], dtype=float)
     values = (
-        pd.to_numeric(ev[value_col], errors="coerce").astype(float)
-        if value_col else pd.Series(np.nan, index=ev.index)
+        pd.to_numeric(ev[value_col], errors="coerce").astype(float).to_numpy()
+        if value_col else np.full(len(ev), np.nan)
     )
     if "shortfall" in ev.columns:
-        ev["_shortfall"] = pd.to_numeric(ev["shortfall"], errors="coerce").astype(float)
+        short = pd.to_numeric(ev["shortfall"], errors="coerce").astype(float).to_numpy()
     else:
-        ev["_shortfall"] = values - pd.to_numeric(ev["_threshold"], errors="coerce")
-    ev["_value"] = values
+        short = values - limits
     fac_col = next((c for c in ("facility_id", "nearest_facility_id", "nearest") if c in ev), None)
-    rows = []
-    for place_id, group in ev.groupby("place_id", sort=False):
-        worst = group["_shortfall"].max(skipna=True)
-        rules = [
-            (names.get(r, str(r)), v, t)
-            for r, v, t in zip(group["rule_id"], group["_value"], group["_threshold"], strict=False)
-        ]
-        facility = group[fac_col].iloc[0] if fac_col else None
-        rows.append((place_id, worst if pd.notna(worst) else math.inf, rules, facility))
-    frame = pd.DataFrame(rows, columns=["place_id", *columns]).set_index("place_id")
-    return frame
+    # one group per place, in order of first appearance (as groupby(sort=False)); no NaN ids
+    codes, place_index = pd.factorize(ev["place_id"], sort=False)
+    keep = codes >= 0
+    codes_kept = codes[keep]
+    worst = pd.Series(short[keep]).groupby(codes_kept).max().reindex(
+        range(len(place_index))).to_numpy(dtype=float)
+    worst = np.where(np.isnan(worst), math.inf, worst)
+    rules: list[list[tuple[Any, Any, Any]]] = [[] for _ in range(len(place_index))]
+    rule_ids = ev["rule_id"].to_numpy(dtype=object)[keep]
+    for code, rule, value, threshold in zip(codes_kept.tolist(), rule_ids.tolist(),
+                                            values[keep].tolist(), limits[keep].tolist(),
+                                            strict=True):
+        rules[code].append((names.get(rule, str(rule)), value, threshold))
+    if fac_col:
+        _, first = np.unique(codes_kept, return_index=True)
+        facilities = ev[fac_col].to_numpy(dtype=object)[keep][first].tolist()
+    else:
+        facilities = [None] * len(place_index)
+    return pd.DataFrame(
+        {"shortfall": worst, "rules": rules, "facility_id": facilities},
+        index=pd.Index(place_index, name="place_id"),
+    )
 
 
 def layer_names(result: RunResult, *, language: str) -> list[str]:
@@ -253,26 +277,233 @@ def _isochrone_keys(isochrones: gpd.GeoDataFrame) -> list[tuple[str, float]]:
 
 
 def _points_layer(
-    frame: pd.DataFrame, geometry: gpd.GeoSeries, properties: dict[str, list[str]]
-) -> gpd.GeoDataFrame:
-    data = {key: values for key, values in properties.items()}
-    return gpd.GeoDataFrame(data, geometry=geometry.to_numpy(), crs="EPSG:4326")
+    frame: pd.DataFrame, geometry: gpd.GeoSeries, properties: dict[str, list[Any]]
+) -> tuple[np.ndarray, dict[str, list[Any]]]:
+    """Return (WGS-84 geometries, properties) of a layer's features."""
+    return geometry.to_numpy(), dict(properties)
 
 
-def _geojson(data: gpd.GeoDataFrame, **kwargs: Any) -> folium.GeoJson:
-    """Return a GeoJson layer; Folium's popups and tooltips reject an empty layer, so drop them."""
-    if data.empty:
-        kwargs.pop("tooltip", None)
-        kwargs.pop("popup", None)
-    return folium.GeoJson(data, **kwargs)
+#: Decimals of the map's coordinates: 6 decimals of a degree = 0.11 m or less.
+COORD_DECIMALS = 6
+#: Pixels across the wider side of the map at its first zoom, for the display simplification.
+VIEW_PX = 1500
+_SCRIPT_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "'": "\\u0027",
+                   "\u2028": "\\u2028", "\u2029": "\\u2029"}
+_SCRIPT_UNSAFE = re.compile("[<>&'\u2028\u2029]")
 
 
-def _popup(fields: list[str], aliases: list[str]) -> folium.GeoJsonPopup:
-    return folium.GeoJsonPopup(fields=fields, aliases=[_e(a) for a in aliases], labels=True)
+def _js_json(value: Any) -> str:
+    """Return ``value`` as JSON safe inside ``<script>`` (as Jinja's ``tojson``, no ``{{``)."""
+    text_ = json.dumps(value, ensure_ascii=False, allow_nan=False)
+    return safe_json_text(_SCRIPT_UNSAFE.sub(lambda m: _SCRIPT_ESCAPES[m.group(0)], text_))
 
 
-def _tooltip(fields: list[str], aliases: list[str]) -> folium.GeoJsonTooltip:
-    return folium.GeoJsonTooltip(fields=fields, aliases=[_e(a) for a in aliases], labels=True)
+def display_tolerance(bounds: Any) -> float:
+    """Return about one pixel of the map at its first zoom, in degrees (WGS-84 bounds)."""
+    minx, miny, maxx, maxy = (float(v) for v in bounds)
+    if not all(math.isfinite(v) for v in (minx, miny, maxx, maxy)):
+        return 0.0
+    cos_lat = max(math.cos(math.radians((miny + maxy) / 2)), 0.05)
+    span = max(maxx - minx, (maxy - miny) / cos_lat)  # in longitude degrees (Web Mercator)
+    return span * cos_lat / VIEW_PX
+
+
+def feature_collection(
+    geometry: Any,
+    properties: Mapping[str, list[Any]],
+    *,
+    styles: list[dict[str, Any]] | None = None,
+    tolerance: float = 0.0,
+) -> str:
+    r"""Return the GeoJSON text of one layer, ready to sit in a ``<script>``.
+
+    Parameters
+    ----------
+    geometry
+        The features' geometries in WGS-84 (a GeoSeries or an array of shapely geometries).
+    properties
+        Property name -> one value per feature (strings already escaped for HTML).
+    styles
+        Per feature, a Leaflet style stored as the property ``_style`` (read by the layer's
+        style callback), or None.
+    tolerance
+        Simplify (multi)polygons and lines to this many degrees, keeping them valid
+        (``preserve_topology``); 0 keeps every vertex.
+
+    Returns
+    -------
+    str
+        A FeatureCollection with coordinates rounded to :data:`COORD_DECIMALS` decimals;
+        ``<``, ``>``, ``&`` and ``'`` in strings as ``\uXXXX`` escapes.
+    """
+    geoms = np.asarray(getattr(geometry, "values", geometry), dtype=object)
+    if tolerance > 0 and len(geoms):
+        lines_or_areas = shapely.get_dimensions(geoms) > 0
+        if lines_or_areas.any():
+            geoms = geoms.copy()
+            geoms[lines_or_areas] = shapely.simplify(geoms[lines_or_areas], tolerance,
+                                                     preserve_topology=True)
+    geoms = shapely.transform(geoms, lambda xy: np.round(xy, COORD_DECIMALS))
+    missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
+    texts = np.full(len(geoms), "null", dtype=object)
+    if (~missing).any():
+        texts[~missing] = shapely.to_geojson(geoms[~missing])
+    keys = list(properties)
+    columns = [list(properties[k]) for k in keys]
+    rows = [dict(zip(keys, values, strict=True)) for values in zip(*columns, strict=True)] \
+        if keys else [{} for _ in range(len(geoms))]
+    if styles is not None:
+        for row, style in zip(rows, styles, strict=True):
+            row["_style"] = style
+    features = [
+        '{"type": "Feature", "properties": ' + _js_json(row) + ', "geometry": ' + geo + "}"
+        for row, geo in zip(rows, texts.tolist(), strict=True)
+    ]
+    return '{"type": "FeatureCollection", "features": [' + ", ".join(features) + "]}"
+
+
+def _detail_js(fields: list[str], aliases: list[str]) -> str:
+    """Return a tooltip's or popup's function: a table of the pre-escaped values (innerHTML)."""
+    return (
+        "function(layer) {\n"
+        '    let div = L.DomUtil.create("div");\n'
+        "    let handleObject = function(value) {\n"
+        '        if (value === null || value === undefined) { return ""; }\n'
+        '        return typeof value == "object" ? JSON.stringify(value) : value;\n'
+        "    };\n"
+        f"    let fields = {_js_json(list(fields))};\n"
+        f"    let aliases = {_js_json([_e(a) for a in aliases])};\n"
+        '    div.innerHTML = "<table>" + fields.map(function(v, i) {\n'
+        '        return "<tr><th>" + aliases[i] + "</th><td>"'
+        ' + handleObject(layer.feature.properties[v]) + "</td></tr>";\n'
+        '    }).join("") + "</table>";\n'
+        "    return div;\n"
+        "}"
+    )
+
+
+#: The CSS of the tooltips' and popups' tables (as Folium's GeoJsonTooltip/GeoJsonPopup).
+DETAIL_CSS = "".join(
+    f".{cls}{{{extra}}}.{cls} table{{margin:auto;}}.{cls} tr{{text-align:left;}}"
+    f".{cls} th{{padding:2px;padding-right:8px;}}"
+    for cls, extra in (("foliumtooltip", ""), ("foliumpopup", "margin:auto;"))
+)
+
+
+class GeoJsonLayer(folium.map.Layer):
+    """A GeoJSON overlay whose data and script are written once and never templated.
+
+    Unlike ``folium.GeoJson``, nothing is computed per feature in Python: the features
+    carry their style (property ``_style``) and one JavaScript callback applies it; the
+    script is put on the page as it is (:class:`RawHtml`), so the data is never compiled
+    as a Jinja2 template. The page calls ``<name>_add(<GeoJSON>)`` as Folium does.
+
+    Parameters
+    ----------
+    data
+        GeoJSON text of the layer (:func:`feature_collection`).
+    name
+        Name in the layer control.
+    style
+        Leaflet style of every feature (a feature's ``_style`` overrides it).
+    highlight
+        Style while the pointer is over a feature.
+    marker
+        Circle-marker options for points (None: Leaflet's default markers).
+    tooltip, popup
+        ``(fields, aliases)`` shown on hover and on click.
+    show
+        Shown on opening.
+    """
+
+    _template = Template(
+        "{% macro script(this, kwargs) %}{{ this.script_text() }}{% endmacro %}"
+    )
+
+    def __init__(
+        self,
+        data: str,
+        *,
+        name: str,
+        style: Mapping[str, Any] | None = None,
+        highlight: Mapping[str, Any] | None = None,
+        marker: Mapping[str, Any] | None = None,
+        tooltip: tuple[list[str], list[str]] | None = None,
+        popup: tuple[list[str], list[str]] | None = None,
+        show: bool = True,
+    ) -> None:
+        super().__init__(name=name, overlay=True, control=True, show=show)
+        self._name = "GeoJson"
+        self.data_text = data
+        self.style = dict(style or {})
+        self.highlight = dict(highlight) if highlight else None
+        self.marker = dict(marker) if marker else None
+        self.tooltip = tooltip
+        self.popup = popup
+
+    def script_text(self) -> str:
+        """Return the layer's JavaScript (data included)."""
+        name = self.get_name()
+        style = _js_json(self.style)
+        lines = [f"var {name} = L.geoJson(null, {{"]
+        if self.highlight:
+            lines.append(
+                "    onEachFeature: function(feature, layer) {\n"
+                "        layer.on({\n"
+                "            mouseout: function(e) {\n"
+                '                if (typeof e.target.setStyle === "function") '
+                f"{{ {name}.resetStyle(e.target); }}\n"
+                "            },\n"
+                "            mouseover: function(e) {\n"
+                '                if (typeof e.target.setStyle === "function") '
+                f"{{ e.target.setStyle({_js_json(self.highlight)}); }}\n"
+                "            }\n"
+                "        });\n"
+                "    },"
+            )
+        lines.append("    style: function(feature) { return Object.assign("
+                     f"{{}}, {style}, feature.properties._style); }},")
+        if self.marker is not None:
+            lines.append("    pointToLayer: function(feature, latlng) { return new L.CircleMarker("
+                         f"latlng, Object.assign({{}}, {_js_json(self.marker)}, {style}, "
+                         "feature.properties._style)); }")
+        lines.append("});")
+        lines.append(f"function {name}_add (data) {{ {name}.addData(data); }}")
+        lines.append(f"{name}_add({self.data_text});")
+        if self.tooltip is not None:
+            lines.append(f"{name}.bindTooltip({_detail_js(*self.tooltip)}, "
+                         '{"sticky": true, "className": "foliumtooltip"});')
+        if self.popup is not None:
+            lines.append(f"{name}.bindPopup({_detail_js(*self.popup)}, "
+                         '{"className": "foliumpopup"});')
+        if self.show and self._parent is not None:
+            lines.append(f"{name}.addTo({self._parent.get_name()});")
+        return "\n".join(lines) + "\n"
+
+    def render(self, **kwargs: Any) -> None:
+        """Put the script on the page as it is (never compiled as a template)."""
+        self.get_root().script.add_child(RawHtml(self.script_text()), name=self.get_name())
+
+
+def _geojson(
+    features: tuple[Any, Mapping[str, list[Any]]],
+    *,
+    styles: list[dict[str, Any]] | None = None,
+    tolerance: float = 0.0,
+    **kwargs: Any,
+) -> GeoJsonLayer:
+    """Return a layer of ``(geometries, properties)`` (see :class:`GeoJsonLayer`)."""
+    geometry, properties = features
+    data = feature_collection(geometry, properties, styles=styles, tolerance=tolerance)
+    return GeoJsonLayer(data, **kwargs)
+
+
+def _popup(fields: list[str], aliases: list[str]) -> tuple[list[str], list[str]]:
+    return (list(fields), list(aliases))
+
+
+def _tooltip(fields: list[str], aliases: list[str]) -> tuple[list[str], list[str]]:
+    return (list(fields), list(aliases))
 
 
 def _legend_html(result: RunResult, lang: str, *, legend_open: bool = True) -> str:
@@ -297,6 +528,9 @@ def _legend_html(result: RunResult, lang: str, *, legend_open: bool = True) -> s
             label = text("isochrone", lang, minutes=minutes, mode=mode_label(mode, lang))
             rows.append(swatch(isochrone_colour(minutes), label))
     rows.append(f"<div style='margin-top:4px'><i>{_e(text('uncovered', lang))}</i></div>")
+    sampled = sample_note(len(result.places), len(sample_places(result.places)), lang)
+    if sampled:
+        rows.append(f"<div id='map-sample-note' style='font-size:11px'><b>{_e(sampled)}</b></div>")
     rows.append(f"<div style='font-size:11px'>{_e(text('shortfall', lang))}</div>")
     for _upper, label, colour in SHORTFALL_CLASSES:
         rows.append(swatch(colour, label, round_=True))
@@ -324,7 +558,8 @@ def _title_html(result: RunResult) -> str:
     )
 
 
-def _unit_layer(result: RunResult, lang: str) -> folium.GeoJson:
+def _unit_layer(result: RunResult, lang: str, *, popup: bool = True, tolerance: float = 0.0
+                ) -> GeoJsonLayer:
     units = result.units
     compliance = compliance_by_unit(result.unit_results)
     ur = normalise_unit_results(result.unit_results)
@@ -338,7 +573,8 @@ def _unit_layer(result: RunResult, lang: str) -> folium.GeoJson:
             ]
             rules_html[str(unit_id)] = "<br>".join(lines)
     state = [compliance.get(str(u), "not_applicable") for u in units["unit_id"]]
-    layer = gpd.GeoDataFrame(
+    layer = (
+        units.geometry.to_crs("EPSG:4326").to_numpy(),
         {
             "unit_id": [_label(u) for u in units["unit_id"]],
             "name": [_label(n) for n in units["name"]],
@@ -348,33 +584,25 @@ def _unit_layer(result: RunResult, lang: str) -> folium.GeoJson:
                           else text("not_applicable", lang)) for s in state],
             "rules": [rules_html.get(str(u), "") for u in units["unit_id"]],
         },
-        geometry=units.geometry.to_numpy(),
-        crs=units.crs,
-    ).to_crs("EPSG:4326")
+    )
     fields = ["name", "unit_id", "population", "status", "rules"]
     aliases = [text("name", lang), text("id", lang), text("population", lang),
                column_label("status", lang), text("rules", lang)]
     return _geojson(
         layer,
         name=text("units", lang),
-        style_function=lambda f: {
-            "fillColor": COMPLIANCE_COLOURS.get(f["properties"]["compliance"], "#bdbdbd"),
-            "color": "#333333",
-            "weight": 1,
-            "fillOpacity": 0.35,
-        },
-        highlight_function=lambda f: {"weight": 3},
+        style={"color": "#333333", "weight": 1, "fillOpacity": 0.35},
+        styles=[{"fillColor": COMPLIANCE_COLOURS.get(c, "#bdbdbd")} for c in state],
+        highlight={"weight": 3},
+        tolerance=tolerance,
         tooltip=_tooltip(["name", "status"], [text("name", lang), aliases[3]]),
-        popup=_popup(fields, aliases),
+        popup=_popup(fields, aliases) if popup else None,
     )
 
 
-def _facility_layer(result: RunResult, lang: str) -> folium.GeoJson:
+def _facility_layer(result: RunResult, lang: str) -> GeoJsonLayer:
     fac = result.facilities.to_crs("EPSG:4326")
-    zh = lang == "zh"
-    types = [
-        FACILITY_TYPES[t][0 if zh else 1] if t in FACILITY_TYPES else t for t in fac["type"]
-    ]
+    types = [facility_type_label(str(t), language=lang) for t in fac["type"]]
     layer = _points_layer(
         fac,
         fac.geometry,
@@ -387,17 +615,19 @@ def _facility_layer(result: RunResult, lang: str) -> folium.GeoJson:
     return _geojson(
         layer,
         name=text("facilities", lang),
-        marker=folium.CircleMarker(radius=6, fill=True, fill_opacity=0.9, weight=1),
-        style_function=lambda f: {"color": "#ffffff", "fillColor": FACILITY_COLOUR},
+        marker={"radius": 6, "fill": True, "fillOpacity": 0.9, "weight": 1},
+        style={"color": "#ffffff", "fillColor": FACILITY_COLOUR},
         tooltip=_tooltip(["name"], [text("name", lang)]),
         popup=_popup(["name", "type", "facility_id"],
                      [text("name", lang), text("type", lang), text("id", lang)]),
     )
 
 
-def _place_layers(result: RunResult, lang: str) -> tuple[folium.GeoJson, folium.GeoJson]:
-    places = result.places.to_crs("EPSG:4326")
-    shortfalls = place_shortfalls(result)
+def _place_layers(result: RunResult, lang: str, shortfalls: pd.DataFrame | None = None
+                  ) -> tuple[GeoJsonLayer, GeoJsonLayer]:
+    places = sample_places(result.places).to_crs("EPSG:4326")  # above the limit: a sample
+    if shortfalls is None:
+        shortfalls = place_shortfalls(result, place_ids=places["place_id"])
     facility_names = dict(
         zip(result.facilities["facility_id"], result.facilities["name"], strict=False)
     )
@@ -423,19 +653,15 @@ def _place_layers(result: RunResult, lang: str) -> tuple[folium.GeoJson, folium.
                           for v in info["shortfall"]],
             "nearest": [_label(facility_names.get(f, f)) for f in info["facility_id"]],
             "rules": details,
-            "_colour": colours,
-            "_radius": radius,
         },
     )
     unc_layer = _geojson(
         uncovered,
         name=text("uncovered", lang),
-        marker=folium.CircleMarker(radius=5, fill=True, fill_opacity=0.85, weight=1),
-        style_function=lambda f: {
-            "color": "#444444",
-            "fillColor": f["properties"]["_colour"],
-            "radius": f["properties"]["_radius"],
-        },
+        marker={"radius": 5, "fill": True, "fillOpacity": 0.85, "weight": 1},
+        style={"color": "#444444"},
+        styles=[{"fillColor": c, "radius": round(r, 2)}
+                for c, r in zip(colours, radius, strict=True)],
         tooltip=_tooltip(["place_id", "shortfall"], [text("id", lang), text("shortfall", lang)]),
         popup=_popup(
             ["place_id", "population", "shortfall", "nearest", "rules"],
@@ -461,14 +687,14 @@ def _place_layers(result: RunResult, lang: str) -> tuple[folium.GeoJson, folium.
         covered,
         name=text("covered", lang),
         show=False,
-        marker=folium.CircleMarker(radius=3, fill=True, fill_opacity=0.7, weight=0),
-        style_function=lambda f: {"fillColor": COVERED_COLOUR, "color": COVERED_COLOUR},
+        marker={"radius": 3, "fill": True, "fillOpacity": 0.7, "weight": 0},
+        style={"fillColor": COVERED_COLOUR, "color": COVERED_COLOUR},
         popup=_popup(["place_id", "population", *minutes_cols], cov_aliases),
     )
     return unc_layer, cov_layer
 
 
-def _proposal_layer(result: RunResult, lang: str) -> folium.GeoJson | None:
+def _proposal_layer(result: RunResult, lang: str) -> GeoJsonLayer | None:
     prop = result.proposals
     if prop is None or not len(prop):
         return None
@@ -485,8 +711,8 @@ def _proposal_layer(result: RunResult, lang: str) -> folium.GeoJson | None:
     return _geojson(
         layer,
         name=text("proposals", lang),
-        marker=folium.CircleMarker(radius=8, fill=True, fill_opacity=0.9, weight=2),
-        style_function=lambda f: {"color": "#ffffff", "fillColor": PROPOSAL_COLOUR},
+        marker={"radius": 8, "fill": True, "fillOpacity": 0.9, "weight": 2},
+        style={"color": "#ffffff", "fillColor": PROPOSAL_COLOUR},
         tooltip=_tooltip(["rank"], [text("rank", lang)]),
         popup=_popup(["site_id", "rank", "gain"],
                      [text("id", lang), text("rank", lang), text("gain", lang)]),
@@ -532,6 +758,10 @@ def build_map(
     language: str | None = None,
     manifest: Mapping[str, Any] | None = None,
     legend_open: bool = True,
+    inline_leaflet: bool = True,
+    collapsed_layers: bool = False,
+    unit_popups: bool = True,
+    shortfalls: pd.DataFrame | None = None,
 ) -> folium.Map:
     """Build the Folium map of a run (see the module docstring for its contents).
 
@@ -545,6 +775,23 @@ def build_map(
         Embedded as ``<script type="application/json" id="run-manifest">`` when given.
     legend_open
         Show the legend unfolded (the reader can fold and unfold it).
+    inline_leaflet
+        Inline the vendored Leaflet into the page header; False leaves Leaflet to the
+        caller (e.g. :func:`covplan.outputs.planmap.app_map` links it as ``data:`` URIs).
+    collapsed_layers
+        Start with the layer control folded.
+    unit_popups
+        Give the unit polygons their popup (False keeps only the tooltip, so that a click
+        on a unit reaches the map).
+    shortfalls
+        :func:`place_shortfalls` of the run when the caller has it already (computed
+        once for both maps); default computed here.
+
+    Notes
+    -----
+    Unit and isochrone outlines are simplified for display to about one pixel at the first
+    zoom (:func:`display_tolerance`, topology preserved) and coordinates are rounded to
+    :data:`COORD_DECIMALS` decimals; results.gpkg keeps the full geometry.
     """
     lang = check_language(language or result.language)
     bounds = result.units.to_crs("EPSG:4326").total_bounds
@@ -557,13 +804,14 @@ def build_map(
     fmap.default_css = []
     root = fmap.get_root()
     root.title = _label(result.name)
-    root.header.add_child(_leaflet_element(), name="leaflet_inline")
+    if inline_leaflet:
+        root.header.add_child(_leaflet_element(), name="leaflet_inline")
     root.header.add_child(
         RawHtml(
             "<style>html,body{width:100%;height:100%;margin:0;padding:0;}"
             "#map{position:absolute;top:0;bottom:0;right:0;left:0;}"
             ".leaflet-popup-content th{text-align:left;padding-right:6px;vertical-align:top}"
-            "</style>"
+            f"{DETAIL_CSS}</style>"
         ),
         name="page_style",
     )
@@ -578,33 +826,33 @@ def build_map(
     folium.TileLayer(
         tiles=OSM_TILES, attr=ATTRIBUTION, name="OpenStreetMap", max_zoom=19
     ).add_to(fmap)
-    _unit_layer(result, lang).add_to(fmap)
+    tolerance = display_tolerance(bounds)
+    _unit_layer(result, lang, popup=unit_popups, tolerance=tolerance).add_to(fmap)
     iso = result.isochrones
+    if iso is not None and not iso.empty:
+        iso_modes = iso["mode"].astype(str).to_numpy()
+        iso_minutes = iso["minutes"].astype(float).to_numpy()
+        iso_geoms = iso.geometry.to_crs("EPSG:4326").to_numpy()
     for mode, minutes in _isochrone_keys(iso):
-        part = iso[(iso["mode"].astype(str) == mode) & (iso["minutes"].astype(float) == minutes)]
+        shapes = iso_geoms[(iso_modes == mode) & (iso_minutes == minutes)]
+        shapes = shapes[~pd.Series(shapely.to_wkb(shapes)).duplicated().to_numpy()]  # once each
         colour = isochrone_colour(minutes)
-        shapes = gpd.GeoDataFrame(
-            {"label": [_e(text("isochrone", lang, minutes=minutes, mode=mode_label(mode, lang)))]
-             * len(part)},
-            geometry=part.geometry.to_numpy(),
-            crs=iso.crs,
-        ).to_crs("EPSG:4326")
+        label = text("isochrone", lang, minutes=minutes, mode=mode_label(mode, lang))
         _geojson(
-            shapes,
-            name=text("isochrone", lang, minutes=minutes, mode=mode_label(mode, lang)),
-            style_function=lambda f, c=colour: {
-                "fillColor": c, "color": c, "weight": 1, "fillOpacity": 0.25,
-            },
+            (shapes, {"label": [_e(label)] * len(shapes)}),
+            name=label,
+            style={"fillColor": colour, "color": colour, "weight": 1, "fillOpacity": 0.25},
             tooltip=_tooltip(["label"], [text("isochrones", lang)]),
+            tolerance=tolerance,
         ).add_to(fmap)
     _facility_layer(result, lang).add_to(fmap)
-    unc_layer, cov_layer = _place_layers(result, lang)
+    unc_layer, cov_layer = _place_layers(result, lang, shortfalls)
     unc_layer.add_to(fmap)
     cov_layer.add_to(fmap)
     proposals = _proposal_layer(result, lang)
     if proposals is not None:
         proposals.add_to(fmap)
-    folium.LayerControl(collapsed=False).add_to(fmap)
+    folium.LayerControl(collapsed=collapsed_layers).add_to(fmap)
     root.html.add_child(RawHtml(_title_html(result)), name="map_title")
     root.html.add_child(
         RawHtml(_legend_html(result, lang, legend_open=legend_open)), name="map_legend"
@@ -614,10 +862,15 @@ def build_map(
 
 
 def render_map_html(
-    result: RunResult, *, language: str | None = None, manifest: Mapping[str, Any] | None = None
+    result: RunResult,
+    *,
+    language: str | None = None,
+    manifest: Mapping[str, Any] | None = None,
+    shortfalls: pd.DataFrame | None = None,
 ) -> str:
-    """Return the complete map.html text."""
-    return build_map(result, language=language, manifest=manifest).get_root().render()
+    """Return the complete map.html text (``shortfalls``: see :func:`build_map`)."""
+    return build_map(result, language=language, manifest=manifest,
+                     shortfalls=shortfalls).get_root().render()
 
 
 def write_map(
@@ -626,8 +879,14 @@ def write_map(
     *,
     language: str | None = None,
     manifest: Mapping[str, Any] | None = None,
+    shortfalls: pd.DataFrame | None = None,
 ) -> Path:
-    """Write map.html for ``result`` to ``path`` (UTF-8) and return the path."""
-    Path(path).write_text(render_map_html(result, language=language, manifest=manifest),
-                          encoding="utf-8")
+    """Write map.html for ``result`` to ``path`` (UTF-8) and return the path.
+
+    ``shortfalls``: :func:`place_shortfalls` when the caller has it (see :func:`build_map`).
+    """
+    Path(path).write_text(
+        render_map_html(result, language=language, manifest=manifest, shortfalls=shortfalls),
+        encoding="utf-8",
+    )
     return Path(path)

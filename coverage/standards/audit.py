@@ -27,13 +27,20 @@ from covplan.standards.rules import (
     _CoverageRule,
 )
 
-__all__ = ["SUMMARY_COLUMNS", "AuditResult", "run_audit"]
+__all__ = ["ROLLUP_COLUMNS", "SUMMARY_COLUMNS", "AuditResult", "roll_up", "run_audit"]
 
 #: Columns of :attr:`AuditResult.summary`, in order.
 SUMMARY_COLUMNS: tuple[str, ...] = (
     "rule_id", "rule", "title", "levels", "units_checked", "units_pass", "units_fail",
-    "units_not_applicable", "population", "covered_population", "region_value", "threshold",
-    "value_unit", "region_status", "total_needed", "criterion", "source", "quote",
+    "units_not_applicable", "units_cannot_check", "population", "covered_population",
+    "region_value", "threshold", "value_unit", "region_status", "total_needed", "criterion",
+    "source", "quote",
+)  # fmt: skip
+
+#: Columns of :attr:`AuditResult.rollup`, in order.
+ROLLUP_COLUMNS: tuple[str, ...] = (
+    "rule_id", "level", "unit_id", "unit_name", "judged_level", "units_pass", "units_fail",
+    "units_not_applicable", "units_cannot_check", "status", "evidence",
 )  # fmt: skip
 
 
@@ -58,6 +65,9 @@ class AuditResult:
         Every place of every travel rule (covered or not), same columns.
     unit_geometry
         Geometry of the units by ``unit_id`` (for :meth:`unit_layer`).
+    rollup
+        The unit verdicts of every rule rolled up the levels (village -> township -> county):
+        :data:`ROLLUP_COLUMNS`, see :func:`roll_up`.
     """
 
     units: pd.DataFrame
@@ -65,6 +75,7 @@ class AuditResult:
     places: gpd.GeoDataFrame
     place_values: gpd.GeoDataFrame
     unit_geometry: gpd.GeoSeries | None = None
+    rollup: pd.DataFrame | None = None
 
     @property
     def evidence(self) -> gpd.GeoDataFrame:
@@ -156,7 +167,59 @@ def run_audit(
     summary = pd.DataFrame(summaries, columns=list(SUMMARY_COLUMNS))
     return AuditResult(units=units_out, summary=summary,
                        places=uncovered.reset_index(drop=True),
-                       place_values=place_values, unit_geometry=unit_geometry)
+                       place_values=place_values, unit_geometry=unit_geometry,
+                       rollup=roll_up(units_out, layers))
+
+
+def roll_up(units: pd.DataFrame, layers: Layers) -> pd.DataFrame:
+    """Count each rule's unit verdicts per unit of every coarser level.
+
+    A rule judged per 村/社区 gives, for every 镇街 and for the 区, how many of its villages
+    pass, fail, are not asked or cannot be checked; ``status`` is ``fail`` when one fails,
+    else ``pass`` when one passes, else ``not_applicable`` (or ``cannot_check`` when every
+    one is). Units without a parent at a level (orphans) are left out of that level.
+
+    Parameters
+    ----------
+    units
+        :attr:`AuditResult.units`.
+    layers
+        The layers the rules were judged on (for the parent tree).
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`ROLLUP_COLUMNS`; empty when there is one level only.
+    """
+    levels = layers.data_levels()
+    names = dict(zip(layers.units["unit_id"], layers.units["name"].astype(str), strict=True))
+    rows: list[dict[str, object]] = []
+    judged = units[units["unit_id"].notna()]
+    for (rule_id, judged_level), group in judged.groupby(["rule_id", "level"], sort=False):
+        if str(judged_level) not in levels:
+            continue
+        above = levels[: levels.index(str(judged_level))]
+        for level in above:
+            parent = group["unit_id"].map(lambda u, lv=level: layers.ancestor(str(u), lv))
+            for pid, part in group.groupby(parent.to_numpy(), sort=True):
+                counts = part["status"].value_counts()
+                n = {k: int(counts.get(k, 0)) for k in ("pass", "fail", "not_applicable",
+                                                        "cannot_check")}
+                status = ("fail" if n["fail"] else "pass" if n["pass"] else
+                          "cannot_check" if n["cannot_check"] == len(part) else "not_applicable")
+                failing = part.loc[part["status"] == "fail", "unit_name"].astype(str).tolist()
+                evidence = (f"{n['fail']} of {len(part)} {judged_level} units fail: "
+                            + ", ".join(failing[:8]) + (" ..." if len(failing) > 8 else "")
+                            if failing else f"{n['pass']} of {len(part)} {judged_level} units "
+                            "pass")
+                rows.append({"rule_id": rule_id, "level": level, "unit_id": str(pid),
+                             "unit_name": names.get(str(pid), str(pid)),
+                             "judged_level": judged_level, "units_pass": n["pass"],
+                             "units_fail": n["fail"],
+                             "units_not_applicable": n["not_applicable"],
+                             "units_cannot_check": n["cannot_check"], "status": status,
+                             "evidence": evidence})
+    return pd.DataFrame(rows, columns=list(ROLLUP_COLUMNS))
 
 
 def _summary(rule: Rule, table: pd.DataFrame, values: pd.DataFrame | None) -> dict[str, object]:
@@ -167,11 +230,16 @@ def _summary(rule: Rule, table: pd.DataFrame, values: pd.DataFrame | None) -> di
         "units_checked": int(counts.get("pass", 0) + counts.get("fail", 0)),
         "units_pass": int(counts.get("pass", 0)), "units_fail": int(counts.get("fail", 0)),
         "units_not_applicable": int(counts.get("not_applicable", 0)),
+        "units_cannot_check": int(counts.get("cannot_check", 0)),
         "population": np.nan, "covered_population": np.nan, "region_value": np.nan,
         "threshold": np.nan, "value_unit": "", "region_status": "not_applicable",
         "total_needed": np.nan, "criterion": rule.criterion(), "source": rule.source,
         "quote": rule.quote,
     }  # fmt: skip
+    if len(table) and (table["status"] == "cannot_check").all():
+        # nothing the data can decide (e.g. the rule's level is missing): say so, with why
+        row.update(region_status="cannot_check")
+        return row
     if isinstance(rule, _CoverageRule) and values is not None:
         pop = float(values["population"].sum())
         cov = float(values.loc[values["covered"], "population"].sum())

@@ -20,9 +20,10 @@ from covplan.standards.access import Access
 
 __all__ = ["ABSTRACT_LEVELS", "Layers"]
 
-#: Level names presets use, with the data level names each one matches first.
-#: When none matches, the level is taken by position (``county`` = coarsest level in the data,
-#: ``village`` = finest, ``township`` = the one above the finest, or the only one).
+#: Level names presets use, with the data level names each one matches. When none of them is
+#: a level of the data, the rule is not moved to another level: it is reported
+#: ``cannot_check`` (:meth:`Layers.missing_level`), and the user maps the level explicitly
+#: (``levels={"village": "parish"}``, or ``level = "parish"`` on the rule).
 ABSTRACT_LEVELS: dict[str, tuple[str, ...]] = {
     "county": ("county", "district", "区县", "县", "区"),
     "township": ("township", "town", "乡镇", "镇街", "街道", "镇"),
@@ -96,6 +97,10 @@ class Layers:
     def resolve_level(self, level: str | None) -> list[str]:
         """Return the data levels a rule level names (all levels when ``level`` is None).
 
+        An abstract level (:data:`ABSTRACT_LEVELS`) none of whose names is a level of the data
+        gives an empty list: the rule cannot be checked (see :meth:`missing_level`), it is never
+        moved to another level.
+
         Raises
         ------
         CoverageError
@@ -110,18 +115,25 @@ class Layers:
         if level in data:
             return [level]
         if level in ABSTRACT_LEVELS:
-            for alias in ABSTRACT_LEVELS[level]:
-                if alias in data:
-                    return [alias]
-            if level == "county":
-                return data[:1]
-            if level == "village":
-                return data[-1:]
-            return data[-2:-1] if len(data) >= 2 else data[-1:]
+            return [alias for alias in ABSTRACT_LEVELS[level] if alias in data][:1]
         raise CoverageError(
             f"level {level!r} is not a level of the units (levels: {data}); name one of them, "
             f"one of {sorted(ABSTRACT_LEVELS)}, or map it with levels={{{level!r}: ...}}"
         )
+
+    def missing_level(self, level: str | None) -> str | None:
+        """Return why a rule at ``level`` cannot be checked (None when the data has the level)."""
+        if level is None or self.resolve_level(level):
+            return None
+        return (
+            f"no units of level {level!r} in the data (levels: {', '.join(self.data_levels())}): "
+            f"add a [[inputs.units]] table with level = {level!r}, or set level = \"<a data "
+            "level>\" on the rule if that level is meant"
+        )
+
+    def ancestor(self, unit_id: str, level: str) -> str | None:
+        """Return the unit of ``level`` above (or equal to) ``unit_id``, None when none is."""
+        return self._ancestors.get(str(unit_id), {}).get(level)
 
     def units_at(self, level: str) -> gpd.GeoDataFrame:
         """Return the units of one data level, with ``population`` and ``urban_rural`` filled.
@@ -155,6 +167,12 @@ class Layers:
                 ur if ur in ("urban", "rural") else majority.get(uid)
                 for uid, ur in zip(units["unit_id"], own_ur, strict=True)
             ]
+            if "unit_kind" not in units.columns:
+                from covplan.inputs.unit_kinds import classify_unit_kinds
+
+                kinds = classify_unit_kinds(units)
+                units["unit_kind"] = kinds["unit_kind"]
+                units["kind_source"] = kinds["kind_source"]
             self._cache[key] = units
         return self._cache[key]
 
@@ -184,6 +202,18 @@ class Layers:
             up = {uid: anc.get(level) for uid, anc in self._ancestors.items()}
             values = fac["unit_id"].map(lambda u: None if _missing(u) else up.get(str(u)))
             result = pd.Series(values.to_numpy(), index=fac["facility_id"].to_numpy())
+            # a unit_id of a coarser level (a township code given for a village-level rule):
+            # the polygons of the level decide, when there are any
+            unknown = result.isna().to_numpy()
+            units = self.units[self.units["level"] == level]
+            if (unknown.any() and "geometry" in fac.columns and "geometry" in units.columns
+                    and not units.geometry.isna().all()):
+                joined = gpd.sjoin(
+                    fac.loc[unknown, ["facility_id", "geometry"]].to_crs(units.crs),
+                    units[["unit_id", "geometry"]], how="left", predicate="intersects",
+                ).drop_duplicates("facility_id")
+                result = result.copy()
+                result.loc[joined["facility_id"].to_numpy()] = joined["unit_id"].to_numpy()
         else:
             units = self.units[self.units["level"] == level]
             if "geometry" not in units.columns or units.geometry.isna().all():
@@ -211,6 +241,42 @@ class Layers:
             fac = self.facilities[self.facilities["type"].isin(facility_types)].copy()
             fac["in_unit"] = fac["facility_id"].map(self.facility_unit(level))
             self._cache[key] = fac
+        return self._cache[key]
+
+    def facility_root(self) -> pd.Series:
+        """Return the facility each facility counts as (index and values ``facility_id``).
+
+        A facility whose ``parent_id`` (上级机构) names another facility of the layer, by id
+        or by its unique name -- a second campus (院区) or a branch (分院) -- counts as that
+        parent (followed up the chain); every other facility counts as itself.
+        """
+        key = ("facility_root",)
+        if key not in self._cache:
+            ids = self.facilities["facility_id"].astype(str)
+            parent: dict[str, str] = {}
+            if "parent_id" in self.facilities.columns:
+                # the parent is named by its facility_id, or else by its (unique) name
+                by_name: dict[str, str] = {}
+                if "name" in self.facilities.columns:
+                    names = self.facilities["name"].astype(str).str.strip()
+                    unique = names[~names.duplicated(keep=False)]
+                    by_name = dict(zip(unique, ids[unique.index], strict=True))
+                known = set(ids)
+                for fid, pid in zip(ids, self.facilities["parent_id"], strict=True):
+                    if _missing(pid) or not str(pid).strip():
+                        continue
+                    ref = str(pid).strip()
+                    ref = ref if ref in known else by_name.get(ref, "")
+                    if ref and ref != fid:
+                        parent[fid] = ref
+            roots = {}
+            for fid in ids:
+                cur, seen = fid, {fid}
+                while cur in parent and parent[cur] not in seen:
+                    cur = parent[cur]
+                    seen.add(cur)
+                roots[fid] = cur
+            self._cache[key] = pd.Series(roots, dtype=object)
         return self._cache[key]
 
     def unit_row(self, level: str, unit_id: str) -> pd.Series:

@@ -15,6 +15,13 @@ gives that kind's values; or it pulls in a shipped preset::
     minutes = { urban = 15, rural = 30 }     # or one number
     mode = "ambulance"
     required_share = 0.95
+
+    [[standards]]
+    id = "my-village-clinic"
+    rule = "presence"
+    level = "village"                        # the level the rule is judged at
+    unit_kinds = ["行政村"]                   # only administrative villages (not 社区)
+    facility_types = ["village_clinic"]
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from typing import Any
 
 from covplan.errors import InputError, Problem
 from covplan.facility_types import FACILITY_GROUPS, FACILITY_TYPES, expand_types
+from covplan.inputs.unit_kinds import UNIT_KINDS, normalise_kind
 from covplan.standards.access import METRICS
 from covplan.standards.presets import list_presets, preset_tables
 from covplan.standards.rules import (
@@ -55,13 +63,13 @@ KIND_KEYS: dict[str, dict[str, bool]] = {
                  "required_share": False},
     "presence": {"facility_types": True, "min_count": False, "max_count": False,
                  "exactly": False, "unit_class": False, "unit_name_pattern": False,
-                 "exempt_if_hosts": False,
+                 "unit_kinds": False, "exempt_if_hosts": False,
                  "exempt_below_population": False, "exempt_near": False,
                  "exempt_near_types": False, "exempt_near_mode": False,
                  "exempt_near_metric": False},
     "population_band": {"facility_types": True, "lower": True, "upper": True,
                         "unit_class": False, "unit_name_pattern": False,
-                        "exclude_hosts_of": False},
+                        "unit_kinds": False, "exclude_hosts_of": False},
     "ratio": {"attribute": True, "target": True, "per": False, "comparison": False,
               "facility_types": False},
 }  # fmt: skip
@@ -247,6 +255,7 @@ def _parse_rule(
             **common, facility_types=types, min_count=lo if lo is not None else 1,
             max_count=hi, unit_class=c.choice("unit_class", _CLASSES, default=None),
             unit_name_pattern=c.pattern("unit_name_pattern"),
+            unit_kinds=c.kinds("unit_kinds"),
             exempt_if_hosts=c.types("exempt_if_hosts", default=()),
             exempt_below_population=c.number("exempt_below_population", default=None),
             exempt_near=c.number("exempt_near", default=None),
@@ -265,6 +274,7 @@ def _parse_rule(
             **common, facility_types=types, lower=lower or 1.0, upper=upper or 2.0,
             unit_class=c.choice("unit_class", _CLASSES, default=None),
             unit_name_pattern=c.pattern("unit_name_pattern"),
+            unit_kinds=c.kinds("unit_kinds"),
             exclude_hosts_of=c.types("exclude_hosts_of", default=()),
         )
     elif kind == "ratio":
@@ -365,6 +375,27 @@ class _Checker:
         if not value:
             self._bad(key, "must name at least one facility type")
         return expand_types(value)
+
+    def kinds(self, key: str) -> tuple[str, ...]:
+        """Read a list of unit kinds (Chinese names or keys; empty = every kind)."""
+        if key not in self.table:
+            return ()
+        value = self.table[key]
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self._bad(key, f"must be a list of unit kinds, got {value!r}",
+                      'e.g. unit_kinds = ["行政村"] or ["街道"]')
+            return ()
+        out: list[str] = []
+        for j, word in enumerate(value):
+            kind = normalise_kind(word)
+            if kind is None:
+                self._bad(f"{key}[{j}]", f"unknown unit kind {word!r}",
+                          f"use 街道, 镇, 乡, 社区, 行政村 or one of {', '.join(UNIT_KINDS)}")
+            elif kind not in out:
+                out.append(kind)
+        return tuple(out)
 
     def threshold(self, key: str) -> Any:
         if key not in self.table:

@@ -1,7 +1,8 @@
 """The five kinds of planning standard, as dataclasses that evaluate themselves per unit.
 
 Every rule returns one row per administrative unit of its level with the columns in
-:data:`RESULT_COLUMNS`: the status (``pass`` / ``fail`` / ``not_applicable``), the measured
+:data:`RESULT_COLUMNS`: the status (``pass`` / ``fail`` / ``not_applicable`` /
+``cannot_check``: the data cannot say, e.g. the rule's level is not in the data), the measured
 value, the threshold, the margin (positive = better than the threshold), the unit's population
 and, in ``evidence``, a sentence naming what decided the status. Rules that measure travel
 (:class:`TravelTimeRule`, :class:`DistanceRule`) also give one row per population place
@@ -21,10 +22,13 @@ import numpy as np
 import pandas as pd
 from covplan.errors import CoverageError
 from covplan.facility_types import FACILITY_GROUPS, FACILITY_TYPES, expand_types
+from covplan.inputs.unit_kinds import normalise_kinds
+from covplan.labels import unit_kind_label
 from covplan.standards.access import Access, StraightLineAccess
 from covplan.standards.layers import Layers
 
 __all__ = [
+    "CANNOT_CHECK",
     "PLACE_COLUMNS",
     "RESULT_COLUMNS",
     "RULE_KINDS",
@@ -49,6 +53,8 @@ PLACE_COLUMNS: tuple[str, ...] = (
     "value_unit", "facility_id", "facility_name", "covered",
 )  # fmt: skip
 
+#: Status of a rule (or unit) the data cannot decide (the reason is in ``evidence``).
+CANNOT_CHECK = "cannot_check"
 _EPS = 1e-9
 Threshold = float | Mapping[str, float]
 
@@ -64,7 +70,8 @@ class _Rule:
     level
         Unit level the rule is checked at: a level name in the units, or ``"county"`` /
         ``"township"`` / ``"village"`` (matched as described in
-        :data:`covplan.standards.layers.ABSTRACT_LEVELS`); None = every level.
+        :data:`covplan.standards.layers.ABSTRACT_LEVELS`); None = every level. A level the
+        data lacks gives one ``cannot_check`` row with the reason, never another level.
     title, title_zh
         Short description, in English and in Chinese (the plan's own wording where it has one).
     source, quote
@@ -128,7 +135,18 @@ class _Rule:
         return self.evaluate_on(layers)
 
     def evaluate_on(self, layers: Layers) -> pd.DataFrame:
-        """Check the rule on prepared :class:`~covplan.standards.layers.Layers` (cached)."""
+        """Check the rule on prepared :class:`~covplan.standards.layers.Layers` (cached).
+
+        A rule whose level is not in the data gives one row, status ``cannot_check``, with the
+        reason in ``evidence`` (it is never moved to another level).
+        """
+        missing = layers.missing_level(self.level)
+        if missing is not None:
+            row: dict[str, Any] = {c: np.nan for c in RESULT_COLUMNS}
+            row.update(rule_id=self.id, rule=self.kind, unit_id=None, unit_name=None,
+                       level=self.level, status=CANNOT_CHECK, value_unit=None,
+                       criterion=self.criterion(), evidence=missing)
+            return pd.DataFrame([row], columns=list(RESULT_COLUMNS))
         rows: list[dict[str, Any]] = []
         for level in layers.resolve_level(self.level):
             for _, unit in layers.units_at(level).iterrows():
@@ -150,6 +168,10 @@ class _Rule:
         return table[list(RESULT_COLUMNS)].reset_index(drop=True)
 
     def _fill(self, layers: Layers, table: pd.DataFrame) -> pd.DataFrame:
+        raise NotImplementedError
+
+    def criterion(self) -> str:
+        """Return the standard in words."""
         raise NotImplementedError
 
 
@@ -362,11 +384,15 @@ class PresenceRule(_Rule):
     max_count
         Most facilities allowed (None = no upper limit; ``max_count == min_count`` = exactly).
     unit_class
-        ``"urban"`` or ``"rural"`` to check only units of that class (e.g. DDK-05 checks
-        sub-districts 街道, taken here as the urban townships); None = every unit.
+        ``"urban"`` or ``"rural"`` to check only units of that class; None = every unit. To
+        select 街道, 镇 or 行政村 use ``unit_kinds`` (a 镇 may be 100 % urban).
     unit_name_pattern
         Regular expression a unit's name must contain to be checked (e.g. ``"村"`` for
         administrative villages, ``"街道$"`` for sub-districts); None = every unit.
+    unit_kinds
+        Kinds of unit checked (:mod:`covplan.inputs.unit_kinds`: ``"行政村"``/``"village"``,
+        ``"街道"``/``"subdistrict"``, ...; Chinese names or keys); other kinds are
+        ``not_applicable``, units of unknown kind ``cannot_check``; empty = every unit.
     exempt_if_hosts
         Facility types whose presence in a unit exempts it (BZ-09: where a township health
         centre or its branch sits, no village clinic is needed).
@@ -383,7 +409,10 @@ class PresenceRule(_Rule):
     Notes
     -----
     An exempt unit that lacks the facility is reported ``not_applicable`` with the reason in
-    ``evidence``; an exempt unit that has it passes as usual.
+    ``evidence``; an exempt unit that has it passes as usual. A facility with a parent facility
+    (``parent_id``, 上级机构: a second campus 院区 or a branch 分院) counts once with its parent
+    (:meth:`~covplan.standards.layers.Layers.facility_root`), so ``exactly = 1`` does not fail
+    a unit whose centre has a second campus.
     """
 
     kind: ClassVar[str] = "presence"
@@ -393,6 +422,7 @@ class PresenceRule(_Rule):
     max_count: int | None = None
     unit_class: str | None = None
     unit_name_pattern: str | None = None
+    unit_kinds: tuple[str, ...] = ()
     exempt_if_hosts: tuple[str, ...] = ()
     exempt_below_population: float | None = None
     exempt_near: float | None = None
@@ -408,27 +438,38 @@ class PresenceRule(_Rule):
             count = f"at least {self.min_count}"
         else:
             count = f"{self.min_count}-{self.max_count}"
-        return f"{count} of {', '.join(self.facility_types)} in each {self.level or 'unit'}"
+        return (f"{count} of {', '.join(self.facility_types)} in each "
+                f"{_kinds_text(self.unit_kinds) or self.level or 'unit'}")
+
+    def __post_init__(self) -> None:
+        """Expand facility groups and read ``unit_kinds`` as kind keys."""
+        super().__post_init__()
+        self.unit_kinds = _kind_keys(self.id, self.unit_kinds)
 
     def _fill(self, layers: Layers, table: pd.DataFrame) -> pd.DataFrame:
         crit = self.criterion()
         names = layers.facility_names()
+        roots = layers.facility_root()
         for i, row in table.iterrows():
             level, uid = row["level"], row["unit_id"]
             unit = layers.unit_row(level, uid)
             fac = layers.facilities_in(level, self.facility_types)
             inside = fac[fac["in_unit"] == uid]
-            n = len(inside)
+            counted: dict[str, list[str]] = {}
+            for fid in inside["facility_id"]:
+                counted.setdefault(str(roots.get(fid, fid)), []).append(str(fid))
+            n = len(counted)
             table.at[i, "criterion"] = crit
             table.at[i, "value_unit"] = "facilities"
             table.at[i, "value"] = n
             table.at[i, "facility_count"] = n
             table.at[i, "threshold"] = self.min_count
-            listed = ", ".join(str(names.get(f, f)) for f in inside["facility_id"]) or "none"
-            out_of_scope = _scope(unit, self.unit_class, self.unit_name_pattern)
-            if out_of_scope:
-                table.at[i, "status"] = "not_applicable"
-                table.at[i, "evidence"] = out_of_scope
+            listed = ", ".join(_listed(root, members, names)
+                               for root, members in counted.items()) or "none"
+            status, why = _scope(unit, self.unit_class, self.unit_name_pattern, self.unit_kinds)
+            if status:
+                table.at[i, "status"] = status
+                table.at[i, "evidence"] = why
                 continue
             if self.max_count is not None and n > self.max_count:
                 table.at[i, "status"] = "fail"
@@ -510,6 +551,8 @@ class PopulationBandRule(_Rule):
     exclude_hosts_of
         Units hosting a facility of these types are not checked (DDK-06: 除社区卫生服务中心所在
         社区外, the community hosting the CHSC).
+    unit_kinds
+        Kinds of unit checked (as for :class:`PresenceRule`); empty = every unit.
     """
 
     kind: ClassVar[str] = "population_band"
@@ -520,11 +563,18 @@ class PopulationBandRule(_Rule):
     unit_class: str | None = None
     unit_name_pattern: str | None = None
     exclude_hosts_of: tuple[str, ...] = ()
+    unit_kinds: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        """Expand facility groups and read ``unit_kinds`` as kind keys."""
+        super().__post_init__()
+        self.unit_kinds = _kind_keys(self.id, self.unit_kinds)
 
     def criterion(self) -> str:
         """Return the standard in words."""
         return (f"{_num(self.lower)}-{_num(self.upper)} residents per "
-                f"{', '.join(self.facility_types)} in each {self.level or 'unit'}")
+                f"{', '.join(self.facility_types)} in each "
+                f"{_kinds_text(self.unit_kinds) or self.level or 'unit'}")
 
     def _fill(self, layers: Layers, table: pd.DataFrame) -> pd.DataFrame:
         crit = self.criterion()
@@ -537,10 +587,10 @@ class PopulationBandRule(_Rule):
             table.at[i, "criterion"] = crit
             table.at[i, "value_unit"] = "residents per facility"
             table.at[i, "facility_count"] = n
-            out_of_scope = _scope(unit, self.unit_class, self.unit_name_pattern)
-            if out_of_scope:
-                table.at[i, "status"] = "not_applicable"
-                table.at[i, "evidence"] = out_of_scope
+            status, why = _scope(unit, self.unit_class, self.unit_name_pattern, self.unit_kinds)
+            if status:
+                table.at[i, "status"] = status
+                table.at[i, "evidence"] = why
                 continue
             if self.exclude_hosts_of:
                 host = layers.facilities_in(level, self.exclude_hosts_of)
@@ -678,14 +728,52 @@ RULE_KINDS: dict[str, type] = {
 }
 
 
-def _scope(unit: pd.Series, unit_class: str | None, pattern: str | None) -> str:
-    """Return why a unit is outside a rule's scope, or "" when it is inside."""
+def _scope(
+    unit: pd.Series, unit_class: str | None, pattern: str | None, kinds: tuple[str, ...] = ()
+) -> tuple[str, str]:
+    """Return ``(status, why)`` for a unit outside a rule's scope, ``("", "")`` when inside.
+
+    A unit of another kind is ``not_applicable``; a unit whose kind is unknown, when the rule
+    selects kinds, ``cannot_check``.
+    """
+    if kinds:
+        kind = unit.get("unit_kind")
+        wanted = _kinds_text(kinds)
+        if kind is None or (isinstance(kind, float) and math.isnan(kind)):
+            return (CANNOT_CHECK, f"rule applies to {wanted} only and the kind of this unit is "
+                    "unknown (no NBS code, no name ending 街道/镇/乡/社区/村): give the units a "
+                    "kind_column or their 12-digit codes")
+        if kind not in kinds:
+            source = unit.get("kind_source") or "data"
+            return ("not_applicable", f"rule applies to {wanted} only; this unit is a "
+                    f"{unit_kind_label(str(kind), language='zh')} ({kind}, from its {source})")
     if unit_class is not None and unit["urban_rural"] != unit_class:
-        return (f"rule applies to {unit_class} units; this unit is "
+        return ("not_applicable", f"rule applies to {unit_class} units; this unit is "
                 f"{unit['urban_rural'] or 'unclassified'}")
     if pattern is not None and not re.search(pattern, str(unit["name"])):
-        return f"rule applies to units whose name matches {pattern!r}"
-    return ""
+        return ("not_applicable", f"rule applies to units whose name matches {pattern!r}")
+    return ("", "")
+
+
+def _kind_keys(rule_id: str, kinds: object) -> tuple[str, ...]:
+    values = (kinds,) if isinstance(kinds, str) else tuple(kinds or ())  # type: ignore[arg-type]
+    try:
+        return normalise_kinds(values)
+    except CoverageError as exc:
+        raise CoverageError(f"rule {rule_id}: unit_kinds: {exc}") from None
+
+
+def _kinds_text(kinds: tuple[str, ...]) -> str:
+    return " / ".join(f"{unit_kind_label(k, language='zh')} ({k})" for k in kinds)
+
+
+def _listed(root: str, members: list[str], names: pd.Series) -> str:
+    """Name a counted facility, with the campuses or branches counted with it."""
+    head = str(names.get(root, root))
+    others = [str(names.get(m, m)) for m in members if m != root]
+    if not others:
+        return head
+    return f"{head} (with {', '.join(others)}, counted once)"
 
 
 def _num(x: float) -> str:
