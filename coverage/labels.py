@@ -254,6 +254,27 @@ TEXT: dict[str, tuple[str, str]] = {
     "file": ("文件", "File"),
     "role": ("用途", "Role"),
     "generated": ("生成时间", "Generated"),
+    # console lines of the covplan command (format fields in braces)
+    "console_validated": (
+        "{name}：检查通过 - {standards} 项标准，{facilities} 个医疗卫生机构，{units} 个行政单元，"
+        "{places} 个居民点，常住人口 {population:,.0f} 人",
+        "{name}: OK - {standards} standards, {facilities} facilities, {units} units, "
+        "{places} population places, population {population:,.0f}",
+    ),
+    "console_unmet": ("提示：{problem}（该标准无法达到）",
+                      "Note: {problem} (the standard cannot be met)"),
+    "console_note": ("提示：{problem}", "Note: {problem}"),
+    "console_rule": (
+        "{rule_id:<10} {status:<6} 达标单元 {passed}/{checked}  全域：{shown} {value_unit}  "
+        "层级：{levels}",
+        "{rule_id:<10} {status:<15} units passing {passed}/{checked}  region: {shown} "
+        "{value_unit}  level: {levels}",
+    ),
+    "console_cannot_check": ("{pad}无法核查：{reason}", "{pad}cannot be checked: {reason}"),
+    "console_written": ("成果已写入 {folder}", "Outputs written to {folder}"),
+    "console_isochrones": ("已写入 {count} 个等时圈：{folder}",
+                           "{count} isochrones written to {folder}"),
+    "console_map": ("地图已写入 {path}", "Map written to {path}"),
 }
 
 #: The tables :func:`label` searches, in this order (the first that has the key wins).

@@ -166,3 +166,23 @@ def test_the_app_imports_public_modules_only() -> None:
         if not _in(target, "covplan.app") and target not in APP_ALLOWED
     )
     assert broken == []
+
+
+#: What the command line may import of the package: the functions behind its commands
+#: (covplan.commands), batch runs, and the public-facing modules.
+CLI_ALLOWED = ("covplan", "covplan.api", "covplan.commands", "covplan.batch", "covplan.errors",
+               "covplan.settings", "covplan.labels", "covplan.progress", "covplan.results",
+               "covplan.scenario")
+
+
+def test_the_cli_imports_public_modules_only() -> None:
+    graph = import_graph()
+    cli = {m: targets for m, targets in graph.items() if _in(m, "covplan.cli")}
+    assert "covplan.commands" in cli["covplan.cli"]  # the walk sees the command line's imports
+    broken = sorted(
+        f"{module} imports {target}"
+        for module, targets in cli.items()
+        for target in targets
+        if not _in(target, "covplan.cli") and target not in CLI_ALLOWED
+    )
+    assert broken == []

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-from covplan import settings
+from covplan import commands, settings
 from covplan.cli.exit_codes import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
@@ -27,7 +27,7 @@ from covplan.cli.exit_codes import (
     exit_code_for,
 )
 from covplan.errors import CoverageError
-from covplan.labels import LANGUAGES
+from covplan.labels import LANGUAGES, label, text
 from covplan.progress import Steps
 
 if TYPE_CHECKING:
@@ -124,18 +124,11 @@ def _scenario_options(func: Any) -> Any:
 def _load(
     path: str, assignments: tuple[str, ...], lang: str | None, modes: tuple[str, ...]
 ) -> Scenario:
-    from covplan.batch import load_job_scenario
-
-    return load_job_scenario(path, assignments=assignments, language=lang, modes=modes)
+    return commands.load_job_scenario(path, assignments=assignments, language=lang, modes=modes)
 
 
-def _check_out(loaded: Scenario, out: str | None, replaces: list[str] | None = None) -> Path:
-    """Refuse, before anything is computed, an output folder that is or holds an input."""
-    from covplan.outputs import check_output_dir, scenario_input_paths
-
-    folder = Path(out) if out else Path(loaded.outputs["dir"])
-    check_output_dir(folder, scenario_input_paths(loaded), replaces=replaces)
-    return folder
+def _language(scenario: Scenario) -> str:
+    return str(scenario.outputs.get("language", scenario.language))
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -158,25 +151,16 @@ def validate(
     modes: tuple[str, ...],
 ) -> None:
     """Check a scenario, its standards and its inputs; write nothing."""
-    from covplan.pipeline import (
-        check_rule_levels,
-        check_rules_have_facilities,
-        load_inputs,
-        rules_for_scenario,
-    )
-
-    loaded = _load(scenario, assignments, lang, modes)
-    rules = rules_for_scenario(loaded)
-    inputs = load_inputs(loaded, steps=_steps(ctx))
-    for problem in check_rules_have_facilities(rules, inputs):
-        click.echo(f"Note: {problem} (the standard cannot be met)", err=True)
-    for problem in check_rule_levels(rules, inputs):
-        click.echo(f"Note: {problem}", err=True)
-    click.echo(
-        f"{loaded.name}: OK - {len(rules)} standards, {len(inputs.facilities)} facilities, "
-        f"{len(inputs.units)} units, {len(inputs.places)} population places, "
-        f"population {inputs.places['population'].sum():,.0f}"
-    )
+    check = commands.check_scenario(_load(scenario, assignments, lang, modes), steps=_steps(ctx))
+    for problem in check.unmet:
+        click.echo(text("console_unmet", check.language, problem=problem), err=True)
+    for problem in check.unchecked:
+        click.echo(text("console_note", check.language, problem=problem), err=True)
+    click.echo(text(
+        "console_validated", check.language, name=check.name, standards=check.standards,
+        facilities=check.facilities, units=check.units, places=check.places,
+        population=check.population,
+    ))
 
 
 @main.command()
@@ -241,27 +225,32 @@ def _run_one(
     from covplan.batch import run_and_write
 
     loaded = _load(path, assignments, lang, modes)
-    _check_out(loaded, out)
+    commands.check_output_folder(loaded, out)
     return run_and_write(loaded, out, steps=steps, new_sites=new_sites)
 
 
 def _print_summary(result: RunResult, folder: Path, steps: Steps) -> None:
     if steps.verbosity == 0:
         return
+    language = result.language
     for row in result.summary.itertuples():
         value = row.region_value
         share = str(row.value_unit).startswith("share") and value == value
         shown = "-" if value != value else f"{value:.1%}" if share else f"{value:.4g}"
-        click.echo(
-            f"{row.rule_id:<10} {row.region_status:<15} units passing "
-            f"{row.units_pass}/{row.units_checked}  region: {shown} {row.value_unit}"
-            f"  level: {row.levels}"
-        )
+        click.echo(text(
+            "console_rule", language, rule_id=row.rule_id,
+            status=label(str(row.region_status), language=language), passed=row.units_pass,
+            checked=row.units_checked, shown=shown,
+            value_unit=label(str(row.value_unit), language=language),
+            levels=", ".join(label(v.strip(), language=language)
+                             for v in str(row.levels).split(",")),
+        ))
         if row.region_status == "cannot_check":
             rows = result.unit_results[result.unit_results["rule_id"] == row.rule_id]
             if len(rows):
-                click.echo(f"{'':<10} cannot be checked: {rows['evidence'].iloc[0]}")
-    click.echo(f"Outputs written to {folder}")
+                click.echo(text("console_cannot_check", language, pad=" " * 11,
+                                reason=rows["evidence"].iloc[0]))
+    click.echo(text("console_written", language, folder=folder))
 
 
 @main.command()
@@ -276,20 +265,11 @@ def isochrones(
     assignments: tuple[str, ...], lang: str | None, modes: tuple[str, ...],
 ) -> None:
     """Write the 15/30-minute areas of every facility as isochrones.gpkg and .geojson."""
-    from covplan.outputs.atomic import atomic_path
-    from covplan.pipeline import isochrones_for_scenario
-
     loaded = _load(scenario, assignments, lang, modes)
-    steps = _steps(ctx)
-    layer = isochrones_for_scenario(
-        loaded, steps=steps, minutes=list(minutes) or None, modes=list(modes) or None
+    count, folder = commands.write_isochrones(
+        loaded, out, minutes=minutes, modes=modes, steps=_steps(ctx)
     )
-    folder = Path(out) if out else Path(loaded.outputs["dir"])
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, driver in (("isochrones.gpkg", "GPKG"), ("isochrones.geojson", "GeoJSON")):
-        with atomic_path(folder / name) as tmp:
-            layer.to_file(tmp, driver=driver)
-    click.echo(f"{len(layer)} isochrones written to {folder}")
+    click.echo(text("console_isochrones", _language(loaded), count=count, folder=folder))
 
 
 @main.command()
@@ -315,28 +295,10 @@ def site(
     The first travel-time standard of the scenario (or --rule) sets the facility types, the
     travel mode and the minutes; existing facilities of those types stay open.
     """
-    from covplan.outputs.atomic import atomic_path
-    from covplan.pipeline import load_inputs, road_access, rules_for_scenario
-    from covplan.siting.session import SitingSession
-
-    loaded = _load(scenario, assignments, lang, modes)
-    _check_out(loaded, out, ["proposals.geojson", "proposals.csv"])
-    steps = _steps(ctx)
-    rules = rules_for_scenario(loaded)
-    access = road_access(loaded, load_inputs(loaded, steps=steps), steps=steps)
-    session = SitingSession.from_access(
-        access, rules, rule_id=rule_id, spacing_m=spacing, steps=steps
+    proposal = commands.propose_sites(
+        _load(scenario, assignments, lang, modes), out, new_sites=new_sites, method=method,
+        spacing_m=spacing, rule_id=rule_id, steps=_steps(ctx),
     )
-    with steps.step(f"Optimising {new_sites} new site(s) ({method})"):
-        proposal = session.propose(new_sites, method=method)
-    folder = Path(out) if out else Path(loaded.outputs["dir"])
-    folder.mkdir(parents=True, exist_ok=True)
-    with atomic_path(folder / "proposals.geojson") as tmp:
-        proposal.sites.to_file(tmp, driver="GeoJSON")
-    with atomic_path(folder / "proposals.csv") as tmp:
-        proposal.sites.drop(columns="geometry").assign(
-            lon=proposal.sites.geometry.x, lat=proposal.sites.geometry.y
-        ).to_csv(tmp, index=False)
     click.echo(proposal.describe())
 
 
@@ -350,20 +312,9 @@ def map_(
     lang: str | None, modes: tuple[str, ...],
 ) -> None:
     """Write the Folium map (map.html) only."""
-    from covplan.outputs import write_outputs
-    from covplan.pipeline import run_scenario
-
     loaded = _load(scenario, assignments, lang, modes)
-    _check_out(loaded, out, ["map.html"])
-    steps = _steps(ctx)
-    result = run_scenario(loaded, steps=steps)
-    folder = Path(out) if out else Path(loaded.outputs["dir"])
-    with steps.step("Writing the map"):
-        written = write_outputs(
-            result, folder, language=loaded.outputs.get("language", loaded.language),
-            formats=["map.html"],
-        )
-    click.echo(f"Map written to {written['map.html']}")
+    path, _ = commands.write_map(loaded, out, steps=_steps(ctx))
+    click.echo(text("console_map", _language(loaded), path=path))
 
 
 @main.command()
@@ -371,16 +322,10 @@ def map_(
               help="Write the schema to this file instead of standard output.")
 def schema(out: str | None) -> None:
     """Print the JSON Schema of scenario files (for editor completion, e.g. Taplo)."""
-    from covplan.scenario import scenario_json_schema
-
-    text = json.dumps(scenario_json_schema(), ensure_ascii=False, indent=2)
     if out is None:
-        click.echo(text)
+        click.echo(commands.schema_text())
         return
-    from covplan.outputs.atomic import atomic_path
-
-    with atomic_path(Path(out)) as tmp:
-        Path(tmp).write_text(text + "\n", encoding="utf-8")
+    commands.write_schema(out)
     click.echo(f"Scenario schema written to {out}", err=True)
 
 
@@ -388,22 +333,7 @@ def schema(out: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def presets(as_json: bool) -> None:
     """List the standards presets with their sources."""
-    from covplan.standards.presets import list_presets, preset_info, preset_tables
-
-    rows = []
-    for name in list_presets():
-        info = preset_info(name)
-        tables = preset_tables(name)
-        rows.append({
-            "name": name,
-            "place": str(info.get("place", "")),
-            "title": str(info.get("title", "")),
-            "issuer": str(info.get("issuer", "")),
-            "date": str(info.get("date", "")),
-            "horizon": info.get("horizon"),
-            "source": str(info.get("seed", "")),
-            "rules": [str(t.get("id")) for t in tables],
-        })
+    rows = commands.preset_rows()
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
@@ -428,9 +358,7 @@ def template(kind: str, lang: str, out: str | None, force: bool) -> None:
     Delete its example rows (【示例】...) and add one row per facility; see the README section
     "Facility register (机构名录)".
     """
-    from covplan.inputs.register import write_register_template
-
-    path = write_register_template(out or f"facilities_register_{lang}.csv", language=lang,
+    path = commands.write_register_template(out or f"facilities_register_{lang}.csv", language=lang,
                                    overwrite=force)
     click.echo(f"Facility register template ({lang}) written to {path}", err=True)
 
@@ -470,7 +398,6 @@ def fetch(
     buffer_m: float, lang: str, timeout: float, deadline: float,
 ) -> None:
     """Download and cut open data for DISTRICT (NBS code or Chinese name); write a scenario."""
-    from covplan.china.fetch import fetch_district
     from tqdm import tqdm
 
     steps = _steps(ctx)
@@ -485,7 +412,7 @@ def fetch(
     try:
         label = district or (f"OSM relation {relation_id}" if relation_id else boundary_name)
         with steps.step(f"Fetching open data for {label or 'the district'}"):
-            result = fetch_district(
+            result = commands.fetch_district(
                 district, out_dir=Path(out), pbf=pbf, url=url, relation_id=relation_id,
                 boundary_file=boundary_file, boundary_name=boundary_name, buffer_m=buffer_m,
                 language=lang, timeout=timeout, progress=progress, deadline=deadline,
