@@ -97,10 +97,9 @@ class ScenarioCheck:
         Counts of rules and of loaded features.
     population
         The total population of the places.
-    unmet
-        Rules whose facility types the data lacks (they cannot be met).
     unchecked
-        Rules that cannot be checked on these inputs (for example a missing unit level).
+        Rules that cannot be checked on these inputs: a unit level, a facility type or a
+        column they need is missing (they report ``cannot_check``).
     """
 
     name: str
@@ -110,7 +109,6 @@ class ScenarioCheck:
     units: int
     places: int
     population: float
-    unmet: list[Problem] = field(default_factory=list)
     unchecked: list[Problem] = field(default_factory=list)
 
 
@@ -132,7 +130,6 @@ def check_scenario(scenario: Scenario, *, steps: Steps | None = None) -> Scenari
         units=len(inputs.units),
         places=len(inputs.places),
         population=float(inputs.places["population"].sum()),
-        unmet=list(pipeline.check_rules_have_facilities(rules, inputs)),
         unchecked=list(pipeline.check_rule_levels(rules, inputs)),
     )
 

@@ -23,6 +23,9 @@ FACILITY_TYPES: dict[str, tuple[str, str]] = {
     "hospital_grade_3": ("三级医院", "grade 3 hospital"),
     "mental_health_centre": ("精神卫生中心", "mental health centre"),
     "nursing_home": ("护理院", "nursing home"),
+    "psychological_service_station": ("社会心理服务站", "social psychological service station"),
+    "disability_rehab_care": ("残疾人康复或托养设施", "disability rehabilitation or care facility"),
+    "childcare": ("托育机构", "childcare centre (children under 3)"),
     "clinic": ("诊所", "clinic"),
     "doctors": ("个体诊所", "doctor's practice"),
     "pharmacy": ("药店", "pharmacy"),
@@ -36,7 +39,13 @@ FACILITY_TYPE_ALIASES: dict[str, str] = {
     "急救中心(站)": "emergency_station",
 }
 
-#: Named groups used by standards: any medical institution (SPB-01) leaves out pharmacies.
+#: Types that are not medical institutions (SPB-01 「医疗卫生机构」 leaves them out).
+NON_MEDICAL_TYPES: tuple[str, ...] = (
+    "pharmacy", "psychological_service_station", "disability_rehab_care", "childcare",
+)
+
+#: Named groups used by standards: any medical institution (SPB-01) leaves out pharmacies and
+#: the social-service types (:data:`NON_MEDICAL_TYPES`).
 FACILITY_GROUPS: dict[str, tuple[str, ...]] = {
     "hospitals": ("hospital", "hospital_grade_1", "hospital_grade_2", "hospital_grade_3"),
     "serious_illness": ("hospital", "hospital_grade_2", "hospital_grade_3"),
@@ -49,7 +58,7 @@ FACILITY_GROUPS: dict[str, tuple[str, ...]] = {
         "sub_centre",
         "community_hospital",
     ),
-    "medical_institutions": tuple(k for k in FACILITY_TYPES if k not in ("pharmacy",)),
+    "medical_institutions": tuple(k for k in FACILITY_TYPES if k not in NON_MEDICAL_TYPES),
 }
 
 

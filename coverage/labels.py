@@ -30,30 +30,43 @@ from covplan.errors import CoverageError
 from covplan.facility_types import FACILITY_TYPES
 
 __all__ = [
+    "ATTRIBUTE_LABELS",
     "COLUMN_LABELS",
+    "COMPARISON_LABELS",
     "FACILITY_STATUS_LABELS",
     "FACILITY_TYPE_LABELS",
     "GROUP_LABELS",
+    "INPUT_ROLE_LABELS",
+    "KIND_SOURCE_LABELS",
+    "MANIFEST_KEY_LABELS",
     "LANGUAGES",
     "MODE_LABELS",
     "RULE_LABELS",
+    "SENTENCES",
     "STATUS_LABELS",
     "TEXT",
+    "THRESHOLD_FIELD_LABELS",
     "UNIT_KIND_LABELS",
     "UNIT_LEVEL_LABELS",
     "URBAN_RURAL_LABELS",
     "URBAN_RURAL_WORDS",
+    "UR_SOURCE_LABELS",
+    "VALUE_UNIT_LABELS",
     "check_language",
     "column_label",
     "facility_type_label",
     "label",
     "mode_label",
+    "pair_join",
+    "sentence",
     "status_label",
+    "term_pair",
     "text",
     "translate_table",
     "unit_kind_from_name",
     "unit_kind_label",
     "urban_rural_class",
+    "value_unit_label",
 ]
 
 #: The languages of every label, output and the app's interface.
@@ -75,6 +88,7 @@ GROUP_LABELS: dict[str, tuple[str, str]] = {
 
 #: Unit level (the ``level`` of units and rules) -> (Chinese, English), as the plans name them.
 UNIT_LEVEL_LABELS: dict[str, tuple[str, str]] = {
+    "region": ("全域", "whole study area"),
     "county": ("区/县", "district"),
     "district": ("区/县", "district"),
     "township": ("乡镇/街道", "township level"),
@@ -116,6 +130,11 @@ RULE_LABELS: dict[str, tuple[str, str]] = {
     "presence": ("按单元设置", "presence per unit"),
     "population_band": ("服务人口区间", "residents per facility band"),
     "ratio": ("每千常住人口指标", "ratio per 1,000 residents"),
+    "count": ("机构数量", "count of facilities"),
+    "service": ("按单元设置服务", "service in every unit"),
+    "share": ("机构占比", "share of facilities"),
+    "attribute_ratio": ("资源配比", "ratio of facility attributes"),
+    "tiers": ("分级就医", "care at every tier"),
 }
 
 #: Result status -> (Chinese, English).
@@ -165,6 +184,8 @@ COLUMN_LABELS: dict[str, tuple[str, str]] = {
     "facility_count": ("机构数", "facilities"),
     "needed": ("需设置数", "facilities needed"),
     "criterion": ("标准内容", "criterion"),
+    "criterion_zh": ("标准内容（中文）", "criterion (Chinese)"),
+    "evidence_zh": ("依据（中文）", "evidence (Chinese)"),
     "evidence": ("依据", "evidence"),
     "rule_name": ("规则", "standard"),
     "share": ("覆盖率", "share covered"),
@@ -254,6 +275,30 @@ TEXT: dict[str, tuple[str, str]] = {
     "file": ("文件", "File"),
     "role": ("用途", "Role"),
     "generated": ("生成时间", "Generated"),
+    # the report's conclusion and appendix
+    "conclusion": ("结论", "Conclusion"),
+    "met": ("达标的标准（{n} 项）", "Standards met ({n})"),
+    "not_met": ("未达标的标准（{n} 项）", "Standards not met ({n})"),
+    "cannot_check_list": ("无法核查的标准（{n} 项）", "Standards that cannot be checked ({n})"),
+    "not_applicable_list": ("不适用的标准（{n} 项）", "Standards not applicable ({n})"),
+    "pass_rate": ("达标率", "Pass rate"),
+    "pass_rate_value": ("达标率 {rate}", "pass rate {rate}"),
+    "region_share": ("全域覆盖率 {share}", "{share} of residents covered"),
+    "shortfall_units": ("{total} 个单元中 {fail} 个未达标（达标率 {rate}）",
+                        "{fail} of {total} units fall short (pass rate {rate})"),
+    "gap_population": ("缺口人口", "Residents not covered"),
+    "unit_gap": ("{unit}：覆盖率 {share}（标准 {need}），缺口人口 {gap} 人",
+                 "{unit}: {share} covered (standard {need}), {gap} residents not covered"),
+    "unit_value": ("{unit}：{value}（标准 {need}）", "{unit}: {value} (standard {need})"),
+    "citation": ("规划依据", "Plan and clause"),
+    "appendix": ("附录：运行清单", "Appendix: run manifest"),
+    "overrides": ("本次调整的标准值", "Thresholds changed for this run"),
+    "no_overrides": ("本次未调整标准值", "No threshold was changed"),
+    "changed_from": ("{rule}：{field}由 {old} 调整为 {new}",
+                     "{rule}: {field} changed from {old} to {new}"),
+    "software": ("软件版本", "Software"),
+    "manifest_json": ("运行清单全文（JSON，不含目录路径）",
+                      "Manifest (JSON, without folder paths)"),
     # console lines of the covplan command (format fields in braces)
     "console_validated": (
         "{name}：检查通过 - {standards} 项标准，{facilities} 个医疗卫生机构，{units} 个行政单元，"
@@ -261,8 +306,6 @@ TEXT: dict[str, tuple[str, str]] = {
         "{name}: OK - {standards} standards, {facilities} facilities, {units} units, "
         "{places} population places, population {population:,.0f}",
     ),
-    "console_unmet": ("提示：{problem}（该标准无法达到）",
-                      "Note: {problem} (the standard cannot be met)"),
     "console_note": ("提示：{problem}", "Note: {problem}"),
     "console_rule": (
         "{rule_id:<10} {status:<6} 达标单元 {passed}/{checked}  全域：{shown} {value_unit}  "
@@ -275,6 +318,46 @@ TEXT: dict[str, tuple[str, str]] = {
     "console_isochrones": ("已写入 {count} 个等时圈：{folder}",
                            "{count} isochrones written to {folder}"),
     "console_map": ("地图已写入 {path}", "Map written to {path}"),
+}
+
+#: Role of an input file in the run manifest -> (Chinese, English).
+INPUT_ROLE_LABELS: dict[str, tuple[str, str]] = {
+    "scenario": ("情景文件", "scenario"),
+    "facilities": ("医疗卫生机构名录", "facilities"),
+    "boundaries": ("行政单元边界", "boundaries"),
+    "units": ("行政单元边界", "units"),
+    "population": ("人口", "population"),
+    "network": ("路网", "network"),
+    "dem": ("高程", "dem"),
+    "urban_rural": ("城乡划分", "urban_rural"),
+}
+
+#: Top-level keys of the run manifest -> (Chinese, English), as the xlsx manifest sheet shows them.
+MANIFEST_KEY_LABELS: dict[str, tuple[str, str]] = {
+    "created": ("生成时间", "created"),
+    "inputs": ("输入文件", "inputs"),
+    "osm_extract_date": ("OSM 数据日期", "osm_extract_date"),
+    "packages": ("软件包版本", "packages"),
+    "parameters": ("运行参数", "parameters"),
+    "overrides": ("调整的标准值", "overrides"),
+    "platform": ("运行平台", "platform"),
+    "python": ("Python 版本", "python"),
+    "timings": ("各步骤用时（秒）", "timings"),
+    "outputs": ("输出文件", "outputs"),
+    "run": ("运行概况", "run"),
+    "manifest_sha256": ("清单哈希（SHA-256）", "manifest_sha256"),
+}
+
+#: Threshold fields of the rules (:data:`covplan.standards.plans.THRESHOLD_FIELDS`) ->
+#: (Chinese, English), as the report names a changed threshold.
+THRESHOLD_FIELD_LABELS: dict[str, tuple[str, str]] = {
+    "minutes": ("时限（分钟）", "minutes"),
+    "km": ("距离（公里）", "km"),
+    "min_count": ("最少个数", "min_count"),
+    "max_count": ("最多个数", "max_count"),
+    "lower": ("服务人口下限", "lower"),
+    "upper": ("服务人口上限", "upper"),
+    "target": ("目标值", "target"),
 }
 
 #: The tables :func:`label` searches, in this order (the first that has the key wins).
@@ -512,3 +595,174 @@ def _column_heading(column: str, language: str) -> str:
             head, name = _pick(COLUMN_LABELS[base], language), _pick(MODE_LABELS[mode], language)
             return f"{head}（{name}）" if language == "zh" else f"{head} ({name})"
     return column
+
+
+# ------------------------------------------------------------------ sentences of the rules
+#: Sentences of the rules (evidence and criteria) -> (Chinese, English) templates. The rules
+#: of :mod:`covplan.standards.rules` fill both forms from the same fields
+#: (:func:`sentence`), so ``evidence`` / ``evidence_zh`` and ``criterion`` / ``criterion_zh``
+#: always say the same thing.
+SENTENCES: dict[str, tuple[str, str]] = {
+    # travel-time and distance coverage
+    "cov_criterion": ("{how}{limits}内可到达{types}的常住人口占{share}",
+                      "{share} of residents within {limits} {how} of {types}"),
+    "cov_limit": ("{value}{unit}", "{value} {unit}"),
+    "cov_limit_class": ("{value}{unit}（{cls}）", "{value} {unit} ({cls})"),
+    "cov_how_time": ("{mode}", "by {mode}"),
+    "cov_how_road": ("道路距离", "by road"),
+    "cov_how_line": ("直线距离", "in a straight line"),
+    "cov_all": ("全部 {n} 个居民点均已覆盖", "all {n} places covered"),
+    "cov_all_far": ("全部 {n} 个居民点均已覆盖；最远的居民点 {place} 为 {value}{unit}",
+                    "all {n} places covered; farthest place {place} at {value} {unit}"),
+    "cov_some": ("{n} 个居民点中 {k} 个未覆盖，涉及 {pop} 人；最远的居民点 {place}：{far}"
+                 "（标准 {limit}{unit}）",
+                 "{k} of {n} places uncovered, {pop} residents; worst {place}: {far} "
+                 "(limit {limit} {unit})"),
+    "cov_far": ("距{facility} {value}{unit}", "{value} {unit} to {facility}"),
+    "cov_unreachable": ("不可达任何机构", "no reachable facility"),
+    "cov_no_residents": ("本标准适用的居民点无常住人口",
+                         "no residents in places this threshold applies to"),
+    # presence
+    "pres_criterion": ("每个{scope}设置{count}{types}", "{count} of {types} in each {scope}"),
+    "pres_exactly": ("{n}个", "exactly {n}"),
+    "pres_at_least": ("至少{n}个", "at least {n}"),
+    "pres_between": ("{lo}-{hi}个", "{lo}-{hi}"),
+    "pres_too_many": ("{n} 个机构，多于 {max} 个：{listed}",
+                      "{n} facilities, more than {max}: {listed}"),
+    "pres_inside": ("单元内 {n} 个：{listed}", "{n} inside: {listed}"),
+    "pres_missing": ("单元内 {n} 个，缺 {k} 个", "{n} inside, {k} missing"),
+    "pres_exempt": ("免于设置：{reason}", "exempt: {reason}"),
+    "pres_counted_once": ("{head}（含{others}，合并计为1个）",
+                          "{head} (with {others}, counted once)"),
+    "exempt_hosts": ("设有{names}", "hosts {names}"),
+    "exempt_small": ("常住人口 {pop} 人，少于 {limit} 人（由巡诊服务）",
+                     "population {pop} < {limit} (served by outreach)"),
+    "exempt_near": ("临近{types}（平均 {mean}{unit}，不超过 {limit}{unit}）",
+                    "near {types} ({mean} {unit} <= {limit} {unit})"),
+    # scope of a rule
+    "scope_kind_unknown": (
+        "本标准仅适用于{wanted}，该单元类别未知（无统计用区划代码，名称也不以街道/镇/乡/社区/村"
+        "结尾）：请为单元提供类别列（kind_column）或12位统计用区划代码",
+        "rule applies to {wanted} only and the kind of this unit is unknown (no NBS code, no "
+        "name ending 街道/镇/乡/社区/村): give the units a kind_column or their 12-digit codes"),
+    "scope_kind_other": ("本标准仅适用于{wanted}；该单元为{kind}（依据：{source}）",
+                         "rule applies to {wanted} only; this unit is a {kind_zh} ({kind}, "
+                         "from its {source})"),
+    "scope_class": ("本标准仅适用于{cls}单元；该单元为{this}",
+                    "rule applies to {cls} units; this unit is {this}"),
+    "scope_name": ("本标准仅适用于名称匹配 {pattern} 的单元",
+                   "rule applies to units whose name matches {pattern}"),
+    "unclassified": ("未分类", "unclassified"),
+    # population band
+    "band_criterion": ("每个{scope}内每{lo}-{hi}常住人口设置1个{types}",
+                       "{lo}-{hi} residents per {types} in each {scope}"),
+    "band_excluded": ("不核查：单元内设有{types}", "excluded: hosts a {types}"),
+    "no_population": ("无常住人口", "no population"),
+    "band_no_fit": ("常住人口 {pop} 人：任何整数个机构都不能使每个机构的服务人口落在 {lo}-{hi} "
+                    "人之间（1个机构的服务人口也少于 {lo} 人）；现有 {n} 个",
+                    "{pop} residents: no whole number of facilities puts them inside {lo}-{hi} "
+                    "(one facility would serve fewer than {lo}); {n} present"),
+    "band_under": ("配置不足：{n} 个机构服务 {pop} 人；需 {need} 个（还差 {more} 个）",
+                   "under-provided: {n} for {pop} residents; needs {need} ({more} more)"),
+    "band_over": ("配置过多：{n} 个机构服务 {pop} 人；最多 {most} 个符合区间",
+                  "over-provided: {n} for {pop} residents; at most {most} fit the band"),
+    "band_pass": ("{n} 个机构服务 {pop} 人（每个机构 {per} 人）",
+                  "{n} for {pop} residents ({per} each)"),
+    # ratio
+    "ratio_criterion": ("每{per}常住人口{attr}{cmp}{target}",
+                        "{attr} per {per} residents {cmp} {target}"),
+    "ratio_no_values": ("机构数据没有“{attr}”的数值：请在机构图层中加入 {column} 列",
+                        "facilities have no {column!r} values: add a {column} column to the "
+                        "facility layer"),
+    "ratio_evidence": ("{n} 个机构共有{attr} {total}，服务常住人口 {pop} 人{note}",
+                       "{total} {attr} in {n} facilities for {pop} residents{note}"),
+    "ratio_lacking": ("；{k} 个机构无数值，按0计：{names}",
+                      "; {k} without a value, counted as 0: {names}"),
+    "ratio_unit": ("每{per}人{attr}", "{attr} per {per}"),
+    # a level the data lacks
+    "level_missing": ("数据中没有本标准核查的单元层级（{level}），无法核查："
+                      "请在单元图层中加入该层级", "{detail}"),
+    "none": ("无", "none"),
+    "list_sep": ("、", ", "),
+    "limit_sep": ("/", " / "),
+    "reason_sep": ("；", "; "),
+}
+
+#: Attribute of a ratio rule -> (Chinese, English).
+ATTRIBUTE_LABELS: dict[str, tuple[str, str]] = {
+    "beds": ("床位数", "beds"),
+    "doctors": ("执业（助理）医师数", "doctors"),
+    "nurses": ("注册护士数", "nurses"),
+}
+
+#: Comparison of a ratio rule -> (Chinese, English).
+COMPARISON_LABELS: dict[str, tuple[str, str]] = {">=": ("不少于", ">="), "<=": ("不超过", "<=")}
+
+#: Unit of a measured value (the ``value_unit`` column and the place tables) -> (Chinese, English).
+VALUE_UNIT_LABELS: dict[str, tuple[str, str]] = {
+    "min": ("分钟", "min"),
+    "km": ("公里", "km"),
+    "share of residents": ("常住人口占比", "share of residents"),
+    "share of units passing": ("达标单元占比", "share of units passing"),
+    "facilities": ("个", "facilities"),
+    "residents per facility": ("人/机构", "residents per facility"),
+    "residents": ("人", "residents"),
+}
+
+#: Which source decided a place's urban/rural class (``ur_source``) -> (Chinese, English).
+UR_SOURCE_LABELS: dict[str, tuple[str, str]] = {
+    "column": ("数据列", "column"),
+    "nbs": ("统计用城乡分类代码", "nbs"),
+    "density": ("人口密度", "density"),
+    "default": ("默认", "default"),
+}
+
+#: Where a unit's kind came from (``kind_source``) -> (Chinese, English).
+KIND_SOURCE_LABELS: dict[str, tuple[str, str]] = {
+    "code": ("统计用区划代码", "code"),
+    "name": ("名称", "name"),
+    "column": ("类别列", "column"),
+    "data": ("数据", "data"),
+}
+
+
+def sentence(key: str, **fields: object) -> tuple[str, str]:
+    """Return the sentence ``key`` of :data:`SENTENCES` as ``(Chinese, English)``.
+
+    A field given as a ``(Chinese, English)`` pair is put into each form in its language;
+    any other field goes into both forms as it is.
+
+    Examples
+    --------
+    >>> sentence("pres_missing", n=0, k=1)
+    ('单元内 0 个，缺 1 个', '0 inside, 1 missing')
+    >>> sentence("cov_how_time", mode=MODE_LABELS["walk"])
+    ('步行', 'by walk')
+    """
+    zh, en = SENTENCES[key]
+    pick = [{k: (v[i] if isinstance(v, tuple) and len(v) == 2 else v)
+             for k, v in fields.items()} for i in (0, 1)]
+    return zh.format(**pick[0]), en.format(**pick[1])
+
+
+def pair_join(pairs: list[tuple[str, str]], sep: str = "list_sep") -> tuple[str, str]:
+    """Join ``(Chinese, English)`` pairs with the separator ``sep`` of :data:`SENTENCES`."""
+    zh_sep, en_sep = SENTENCES[sep]
+    return zh_sep.join(p[0] for p in pairs), en_sep.join(p[1] for p in pairs)
+
+
+def term_pair(table: Mapping[str, tuple[str, str]], key: object) -> tuple[str, str]:
+    """Return ``table[key]``, or ``(key, key)`` for a key without a label."""
+    return table.get(str(key), (str(key), str(key)))
+
+
+def value_unit_label(unit: object, language: str | None) -> object:
+    """Return the word for a value unit (``min`` -> 分钟; ``beds per 1000`` -> 每1000人床位数)."""
+    if not isinstance(unit, str):
+        return unit
+    if unit in VALUE_UNIT_LABELS:
+        return _pick(VALUE_UNIT_LABELS[unit], language)
+    attr, sep, per = unit.partition(" per ")
+    if sep and check_language(language) == "zh":
+        return sentence("ratio_unit", per=per, attr=term_pair(ATTRIBUTE_LABELS, attr))[0]
+    return unit

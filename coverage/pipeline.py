@@ -146,6 +146,37 @@ def _place_minutes(
     return out
 
 
+def _response_columns(
+    places: gpd.GeoDataFrame, values: pd.DataFrame, rules: Sequence[Rule]
+) -> gpd.GeoDataFrame:
+    """Add the emergency-response values of each rule to the places table.
+
+    Per ``response_time`` rule ``R``: ``R_leg1_minutes``, ``R_leg2_minutes`` and
+    ``R_total_minutes``; per ``backup_cover`` rule: ``R_backup_minutes`` (from the second
+    nearest station). Places a rule does not apply to are left empty.
+    """
+    from covplan.standards.rules import BackupCoverRule, ResponseTimeRule
+
+    columns = {"leg1_minutes": "leg1_minutes", "leg2_minutes": "leg2_minutes",
+               "value": "total_minutes"}
+    ids = places["place_id"].astype(str)
+    out = places
+    for rule in rules:
+        if isinstance(rule, ResponseTimeRule):
+            wanted = columns
+        elif isinstance(rule, BackupCoverRule):
+            wanted = {"value": "backup_minutes"}
+        else:
+            continue
+        sub = values[values["rule_id"] == rule.id]
+        if sub.empty:
+            continue
+        by_place = sub.set_index(sub["place_id"].astype(str))
+        out = out.assign(**{f"{rule.id}_{name}": ids.map(by_place[col]).to_numpy()
+                            for col, name in wanted.items()})
+    return out
+
+
 def _isochrone_layer(
     access: RoadAccess, rules: Sequence[Rule], minutes: Sequence[float]
 ) -> gpd.GeoDataFrame:
@@ -243,6 +274,7 @@ def run_scenario(
     """
     from covplan.outputs.manifest import build_manifest
     from covplan.standards.audit import run_audit
+    from covplan.standards.plans import rule_overrides
 
     steps = steps or Steps(verbosity=0)
     started = time.perf_counter()
@@ -259,6 +291,7 @@ def run_scenario(
     unit_results = _with_rule_texts(audit.units, rules)
     travel_modes = sorted({r.mode for r in _travel_rules(rules)}) or ["drive"]
     places = _place_minutes(inputs.places, access, travel_modes)
+    places = _response_columns(places, audit.place_values, rules)
     iso = (
         _isochrone_layer(access, rules, isochrone_minutes(scenario))
         if with_isochrones
@@ -275,6 +308,7 @@ def run_scenario(
         inputs=inputs.files,
         parameters=_parameters(scenario, rules, new_sites),
         timings=dict(steps.timings),
+        overrides=rule_overrides(rules),
     )
     return RunResult(
         name=scenario.name,
@@ -322,25 +356,8 @@ def check_rule_levels(rules: Sequence[Rule], inputs: Inputs) -> list[Problem]:
     Each problem names the rule, the level it is judged at, the levels the data has and how to
     add the missing one; nothing is moved to another level.
     """
-    from covplan.standards.layers import Layers
+    from covplan.standards.audit import unchecked_rules
 
-    layers = Layers(facilities=inputs.facilities, units=inputs.units, places=inputs.places)
-    problems = []
-    for rule in rules:
-        why = layers.missing_level(rule.level)
-        if why is not None:
-            problems.append(Problem(f"standards {rule.id} (level {rule.level!r})",
-                                    f"cannot be checked: {why.split(': add')[0]}",
-                                    "add" + why.split(": add", 1)[1] if ": add" in why else ""))
-    return problems
-
-
-def check_rules_have_facilities(rules: Sequence[Rule], inputs: Inputs) -> list[Problem]:
-    """List the travel rules for which the scenario has no facility of the needed types."""
-    present = set(inputs.facilities["type"])
-    return [
-        Problem(f"standards {r.id}", f"no facility of types {', '.join(r.facility_types)}")
-        for r in _travel_rules(rules)
-        if not present.intersection(r.facility_types)
-    ]
-
+    # also the rules whose facility types or columns the data lacks
+    return unchecked_rules(rules, facilities=inputs.facilities, units=inputs.units,
+                           places=inputs.places)

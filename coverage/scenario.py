@@ -452,6 +452,8 @@ def _preset_names(schema: dict[str, Any]) -> None:
 
 FacilityTypes = Text | list[Text]
 Threshold = Positive | dict[UrbanRural, Positive]
+#: Facility attribute filters: column -> value (a string also matches as a prefix).
+Where = dict[str, Text | bool | float | list[Text]]
 
 
 class _RuleTable(_Section):
@@ -504,6 +506,7 @@ class PresenceTable(_RuleTable):
     exempt_near_types: FacilityTypes | None = None
     exempt_near_mode: Text | None = None
     exempt_near_metric: Literal["time", "distance"] | None = None
+    where: Where | None = None
 
 
 class PopulationBandTable(_RuleTable):
@@ -528,6 +531,90 @@ class RatioTable(_RuleTable):
     per: Positive | None = None
     comparison: Literal[">=", "<="] | None = None
     facility_types: FacilityTypes | None = None
+    where: Where | None = None
+
+
+class CountTable(_RuleTable):
+    """A ``count`` rule: so many facilities (with attribute filters) in a whole unit."""
+
+    rule: Literal["count"]
+    facility_types: FacilityTypes
+    min_count: Whole | None = None
+    max_count: Whole | None = None
+    exactly: Whole | None = None
+    where: Where | None = None
+    unit_kinds: list[Text] | None = None
+
+
+class ServiceTable(_RuleTable):
+    """A ``service`` rule: a facility with a yes/no service (发热门诊...) in every unit."""
+
+    rule: Literal["service"]
+    service: Text
+    facility_types: FacilityTypes | None = None
+    min_count: Whole | None = None
+    unit_kinds: list[Text] | None = None
+    where: Where | None = None
+
+
+class ShareTable(_RuleTable):
+    """A ``share`` rule: the share of facilities meeting a filter (甲级乡镇卫生院 >= 60 %)."""
+
+    rule: Literal["share"]
+    facility_types: FacilityTypes
+    where: Where
+    min_share: Share
+
+
+class AttributeRatioTable(_RuleTable):
+    """An ``attribute_ratio`` rule: one attribute per so many of another (药师 per 100 beds)."""
+
+    rule: Literal["attribute_ratio"]
+    numerator: Text
+    denominator: Text
+    target: Positive
+    per: Positive | None = None
+    comparison: Literal[">=", "<="] | None = None
+    facility_types: FacilityTypes | None = None
+    where: Where | None = None
+
+
+class Tier(_Section):
+    """One tier of a ``tiers`` rule: a facility of the types in every unit of the level."""
+
+    level: Text
+    facility_types: FacilityTypes
+    name: Text | None = None
+    unit_kinds: list[Text] | None = None
+    where: Where | None = None
+
+
+class TiersTable(_RuleTable):
+    """A ``tiers`` rule: presence per level (头疼脑热不出村、常见病多发病不出乡镇...)."""
+
+    rule: Literal["tiers"]
+    tiers: list[Tier]
+
+
+class ResponseTimeTable(_RuleTable):
+    """A ``response_time`` rule: station -> patient -> receiving hospital within T minutes."""
+
+    rule: Literal["response_time"]
+    facility_types: FacilityTypes
+    minutes: Threshold
+    hospital_types: FacilityTypes | None = None
+    mode: Text | None = None
+    required_share: Share | None = None
+
+
+class BackupCoverTable(_RuleTable):
+    """A ``backup_cover`` rule: a second facility within T minutes (backup cover)."""
+
+    rule: Literal["backup_cover"]
+    facility_types: FacilityTypes
+    minutes: Threshold
+    mode: Text | None = None
+    required_share: Share | None = None
 
 
 class PresetReference(_Section):
@@ -551,13 +638,23 @@ StandardTable = Annotated[
     | Annotated[PresenceTable, Tag("presence")]
     | Annotated[PopulationBandTable, Tag("population_band")]
     | Annotated[RatioTable, Tag("ratio")]
+    | Annotated[CountTable, Tag("count")]
+    | Annotated[ServiceTable, Tag("service")]
+    | Annotated[ShareTable, Tag("share")]
+    | Annotated[AttributeRatioTable, Tag("attribute_ratio")]
+    | Annotated[TiersTable, Tag("tiers")]
+    | Annotated[ResponseTimeTable, Tag("response_time")]
+    | Annotated[BackupCoverTable, Tag("backup_cover")]
     | Annotated[PresetReference, Tag("preset")],
     Discriminator(_standard_kind),
 ]
 #: Rule kind -> the model of its table (the keys are covplan.standards.parse.KIND_KEYS').
 RULE_TABLES: dict[str, type[_RuleTable]] = {
     "travel_time": TravelTimeTable, "distance": DistanceTable, "presence": PresenceTable,
-    "population_band": PopulationBandTable, "ratio": RatioTable,
+    "population_band": PopulationBandTable, "ratio": RatioTable, "count": CountTable,
+    "service": ServiceTable, "share": ShareTable, "attribute_ratio": AttributeRatioTable,
+    "tiers": TiersTable,
+    "response_time": ResponseTimeTable, "backup_cover": BackupCoverTable,
 }  # fmt: skip
 
 

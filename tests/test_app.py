@@ -207,6 +207,10 @@ def test_app_region_preset_station_and_download(region: planning.Region) -> None
         _covered_bz12(li), abs=0.5)
     assert _metric(at, "Units passing every standard").value == f"0 / {len(li.inputs.units)}"
     assert at.session_state["plans"].current.region == "liechtenstein"
+    # the candidate point fields moved to the new region (Andorra's point is not kept)
+    bounds = li.inputs.units.total_bounds
+    assert at.number_input(key="w_lon").value == pytest.approx((bounds[0] + bounds[2]) / 2)
+    assert at.number_input(key="w_lat").value == pytest.approx((bounds[1] + bounds[3]) / 2)
 
 
 def test_sessions_do_not_share_edits_and_chinese_interface(region: planning.Region) -> None:

@@ -85,14 +85,20 @@ def test_audit_tables_on_liechtenstein(li) -> None:
     # at 40 km/h the farthest place (Ruggell, 17.6 min) is inside 30 min, urban ones inside 15
     assert summary.loc["BZ-12", "region_value"] == 1.0 and summary.loc["BZ-13",
                                                                         "region_value"] == 1.0
-    # BZ-14: no emergency station anywhere -> every municipality fails, 11 stations needed
-    assert summary.loc["BZ-14", "units_fail"] == 11 and summary.loc["BZ-14", "total_needed"] == 11
-    # DDK-06: every municipality has fewer than 8,000 residents -> nothing can be checked
+    # BZ-14: no emergency station in the facility file -> cannot be checked in any of the 11
+    # municipalities (issue 13: an absent type is never a fail of every unit), with the reason
+    assert summary.loc["BZ-14", "units_cannot_check"] == 11
+    assert summary.loc["BZ-14", "region_status"] == "cannot_check"
+    bz14 = result.units[result.units["rule_id"] == "BZ-14"]
+    assert bz14["evidence"].str.contains("no 急救中心（站） (emergency_station)", regex=False).all()
+    # DDK-06: no 社区卫生服务站 in the file (and every municipality below 8,000 residents)
+    # -> nothing can be checked (issue 13: cannot_check, was not_applicable)
     assert summary.loc["DDK-06", "units_checked"] == 0
-    assert summary.loc["DDK-06", "region_status"] == "not_applicable"
-    # DDK-10: no beds column -> not applicable, with the reason
+    assert summary.loc["DDK-06", "region_status"] == "cannot_check"
+    # DDK-10: no beds column -> cannot be checked (was not_applicable), with the reason
     ddk10 = result.units[result.units["rule_id"] == "DDK-10"]
-    assert (ddk10["status"] == "not_applicable").all()
+    assert (ddk10["status"] == "cannot_check").all()
+    assert ddk10["evidence"].str.contains("no 'beds' column").all()
     assert summary.loc["DDK-10", "quote"] == "每千常住人口床位数达到7.9张"
 
     layer = result.unit_layer("BZ-14")
@@ -139,13 +145,18 @@ def test_every_preset_runs_on_the_demo_regions(region: str) -> None:
         result = run_audit(rules, facilities=facilities, units=units, places=places,
                            access=access, levels=dict.fromkeys(("county", "township",
                                                                  "village"), level))
-        assert len(result.units) == len(rules) * len(units), preset
+        rows = {r.id: 1 if r.level == "region" else len(units) * len(getattr(r, "tiers", [0]))
+                for r in rules}  # a region rule is judged once, a tiers rule per tier
+        assert len(result.units) == sum(rows.values()), preset
         assert set(result.units["status"]) <= {"pass", "fail", "not_applicable",
                                                "cannot_check"}
         # a rule asking for a kind of unit (街道, 行政村...) cannot tell the kind of a parish
         by_kind = {r.id for r in rules if getattr(r, "unit_kinds", ())}
-        assert set(result.units.loc[result.units["status"] == "cannot_check", "rule_id"]) \
-            == by_kind
+        unchecked = result.units[result.units["status"] == "cannot_check"]
+        assert by_kind <= set(unchecked["rule_id"])
+        # the others lack a facility type or column of the demo file, and say which
+        others = unchecked[~unchecked["rule_id"].isin(by_kind)]
+        assert others["evidence"].str.match(r"cannot be checked: (no |the )").all()
         checked = result.units[~result.units["status"].isin(["not_applicable",
                                                              "cannot_check"])]
         assert (checked["covered_population"].fillna(0) <= checked["population"] + 1e-6).all()
@@ -169,8 +180,10 @@ def test_band_needs_on_andorra_official_populations() -> None:
          "parent_id": None, "population": pop["population_2010"].astype(float)},
         geometry=[None] * len(pop), crs=4326,
     )  # fmt: skip
-    empty = gpd.GeoDataFrame({"facility_id": [], "type": [], "unit_id": []}, geometry=[],
-                             crs=4326)
+    # one station, in no parish (an unknown unit): with none at all the file could not say
+    # anything and the rule would be cannot_check (issue 13)
+    empty = gpd.GeoDataFrame({"facility_id": ["s"], "type": ["community_health_station"],
+                              "unit_id": ["elsewhere"]}, geometry=[None], crs=4326)
     places = gpd.GeoDataFrame({"place_id": [], "unit_id": [], "population": []}, geometry=[],
                               crs=4326)
     rule = PopulationBandRule(id="DDK-06", facility_types=("community_health_station",),

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from covplan import commands
 from covplan.cli import main
 from covplan.errors import InputError
+from covplan.pipeline import rules_for_scenario
 from shipped import (
     ANDORRA_FACILITIES,
     ANDORRA_PARISHES,
@@ -32,7 +33,16 @@ def test_check_scenario_counts_what_the_files_hold() -> None:
     assert check.units == len(gpd.read_file(ANDORRA_PARISHES))
     assert check.places == len(places)
     assert check.population == pytest.approx(places["population"].sum())
-    assert check.unmet == []
+    # the rules that cannot be checked: a level the parishes are not, or no facility of a type
+    rules = rules_for_scenario(commands.load_job_scenario(ANDORRA_SCENARIO))
+    present = set(gpd.read_file(ANDORRA_FACILITIES)["type"])
+    expected = {
+        r.id for r in rules
+        if getattr(r, "level", None) not in (None, "parish")
+        or not present.intersection(getattr(r, "facility_types", present))
+    }
+    assert {p.where.split()[1] for p in check.unchecked} == expected
+    assert expected  # the demo has parishes only: county and township rules are named
 
 
 def test_validate_speaks_chinese_for_a_chinese_scenario() -> None:

@@ -306,7 +306,7 @@ def test_units_csv_and_xlsx_chinese(result: RunResult, written_zh: dict[str, Pat
     summary = book["规则汇总"]
     assert summary.max_row == 1 + len(RULES)
     manifest_rows = {row[0].value: row[1].value for row in book["运行清单"].iter_rows(min_row=2)}
-    assert json.loads(manifest_rows["inputs"])["network"]["sha256"] == \
+    assert json.loads(manifest_rows["输入文件"])["network"]["sha256"] == \
         hashlib.sha256(LIECHTENSTEIN_PBF.read_bytes()).hexdigest()
     places_sheet = book["居民点"]
     header = [c.value for c in places_sheet[1]]

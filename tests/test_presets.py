@@ -73,6 +73,8 @@ def rule_values(rule: object) -> list[float]:
         return [rule.lower, rule.upper]
     if isinstance(rule, RatioRule):
         return [rule.target]
+    if hasattr(rule, "quoted_values"):  # share, attribute_ratio, tiers: the rule says
+        return rule.quoted_values()
     raise AssertionError(f"unknown rule {rule!r}")
 
 

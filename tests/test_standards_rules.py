@@ -223,15 +223,24 @@ def test_presence_with_exemptions(li) -> None:
     assert (t.drop("Vaduz")["status"] == "fail").all()
     assert (t.drop("Vaduz")["needed"] == 1).all()
 
-    # no village clinics at all: exemptions decide (DDK-01 style, plus BZ-09 host exemption)
+    # no village clinics in any municipality: exemptions decide (DDK-01 style, plus BZ-09 host
+    # exemption). The file holds one clinic, outside every unit: with none at all the rule
+    # could not be checked (issue 13: an absent type is cannot_check, never a fail)
     near_km = {m: d for m, d in km_to_hospital(places).items()}
     rule = PresenceRule(
         id="V", facility_types=("village_clinic",), level="municipality",
         exempt_if_hosts=("hospital",), exempt_below_population=1100,
         exempt_near=3.5, exempt_near_types=("hospital",), exempt_near_metric="length",
     )  # fmt: skip
-    t = rule.evaluate(facilities=facilities, units=units, places=places,
-                      access=access).set_index("unit_name")
+    absent = rule.evaluate(facilities=facilities, units=units, places=places, access=access)
+    assert (absent["status"] == "cannot_check").all()
+    assert absent["evidence"].str.contains("no 村卫生室 (village_clinic) in", regex=False).all()
+    outside = facilities.iloc[[0]].assign(facility_id="vc-far", type="village_clinic")
+    outside = outside.set_geometry(gpd.points_from_xy([0.0], [0.0]), crs=4326)
+    if "unit_id" in outside.columns:
+        outside["unit_id"] = None
+    t = rule.evaluate(facilities=pd.concat([facilities, outside], ignore_index=True),
+                      units=units, places=places, access=access).set_index("unit_name")
     pop = units.set_index("name")["population"]
     for m in t.index:
         reasons = []
@@ -280,18 +289,20 @@ def test_population_band_needs(li) -> None:
     assert t.loc["Planken", "status"] == "not_applicable"
     assert t.loc["Schaan", "needed"] == 2  # 5,963 / 5,000 -> 2
     # DDK-06's band (8,000-20,000): every municipality is below 8,000, so none can be checked
-    ddk06 = PopulationBandRule(id="DDK-06", facility_types=("community_health_station",),
+    # (on hospitals: a file without a single 社区卫生服务站 would make it cannot_check)
+    ddk06 = PopulationBandRule(id="DDK-06", facility_types=("hospital",),
                                lower=8000, upper=20000, level="municipality")
     t = ddk06.evaluate(facilities=facilities, units=units, places=places)
     assert (t["status"] == "not_applicable").all()
 
 
-def test_ratio_not_applicable_without_attribute(li) -> None:
+def test_ratio_cannot_check_without_attribute(li) -> None:
+    # issue 13: a column the data lacks is cannot_check (was not_applicable), with the reason
     facilities, units, places = li
     rule = RatioRule(id="R", attribute="beds", target=7.9, level="municipality")
     t = rule.evaluate(facilities=facilities, units=units, places=places)
-    assert (t["status"] == "not_applicable").all()
-    assert t["evidence"].str.contains("no 'beds' values").all()
+    assert (t["status"] == "cannot_check").all()
+    assert t["evidence"].str.contains("no 'beds' column").all()
 
 
 # ------------------------------------------------------------------- Chinese tables (NBS)

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from covplan.errors import CoverageError
-from covplan.labels import LANGUAGES
+from covplan.labels import LANGUAGES, STATUS_LABELS, label
 
 __all__ = ["LANGUAGES", "STRINGS", "detect_language", "t"]
 
@@ -75,6 +75,10 @@ STRINGS: dict[str, tuple[str, str]] = {
     "propose": ("推荐新站点", "Propose new sites"),
     "n_sites": ("站点数", "Number of sites"),
     "method": ("方法", "Method"),
+    "method_mclp": ("最大覆盖（MCLP）", "maximal covering (MCLP)"),
+    "method_pmedian": ("最短平均出行（p-中位）", "shortest average trip (p-median)"),
+    "method_lscp": ("全覆盖最少站点（LSCP）", "fewest sites covering all (LSCP)"),
+    "choose": ("请选择", "Choose"),
     "run_propose": ("计算推荐站点", "Propose sites"),
     "proposing": ("正在优化选址…", "Optimising sites…"),
     "proposal_result": ("推荐 {n} 个站点，覆盖人口 {covered:,.0f}（{share:.1%}）",
@@ -111,9 +115,6 @@ STRINGS: dict[str, tuple[str, str]] = {
     "attribution": ("地图数据 © OpenStreetMap contributors",
                     "Map data © OpenStreetMap contributors"),
     "error": ("出错了：{message}", "Something is wrong: {message}"),
-    "pass": ("达标", "pass"),
-    "fail": ("未达标", "fail"),
-    "not_applicable": ("不适用", "n/a"),
     "station": ("站点", "station"),
 }
 
@@ -128,9 +129,12 @@ def t(key: str, lang: str, **fields: Any) -> str:
     """
     if lang not in LANGUAGES:
         raise CoverageError(f"unknown interface language {lang!r}; use one of {LANGUAGES}")
-    if key not in STRINGS:
+    if key in STATUS_LABELS:  # statuses are the package's words (covplan.labels)
+        text = label(key, language=lang)
+    elif key in STRINGS:
+        text = STRINGS[key][0 if lang == "zh" else 1]
+    else:
         raise CoverageError(f"no interface string {key!r} (add it to coverage/app/i18n.py)")
-    text = STRINGS[key][0 if lang == "zh" else 1]
     return text.format(**fields) if fields else text
 
 

@@ -189,6 +189,7 @@ def _siting_controls(lang: str, region: planning.Region, rules: list, plan: Plan
     _ss()["w_closed"] = [f for f in _ss().get("w_closed", []) if f in names]
     cols[2].multiselect(
         t("close_existing", lang), list(names), key="w_closed",
+        placeholder=t("choose", lang),
         format_func=lambda f: f"{plain_label(names.get(f))} ({plain_label(f)})",
     )
     plan.siting_rule = rule.id
@@ -281,8 +282,10 @@ def _candidates(lang: str, plan: Plan, siting: Any, region: planning.Region) -> 
         st.warning(t("point_error", lang, message=_ss()["point_error"]))
     lon, lat = planning.region_centre(region)
     cols = st.columns([2, 2, 1])
-    cols[0].number_input(t("lon", lang), value=lon, format="%.5f", step=0.001, key="w_lon")
-    cols[1].number_input(t("lat", lang), value=lat, format="%.5f", step=0.001, key="w_lat")
+    if _ss().get("w_point_region") != region.key:  # another region's point never stays
+        _ss().update(w_lon=lon, w_lat=lat, w_point_region=region.key)
+    cols[0].number_input(t("lon", lang), format="%.5f", step=0.001, key="w_lon")
+    cols[1].number_input(t("lat", lang), format="%.5f", step=0.001, key="w_lat")
     cols[2].button(  # the callback reads the inputs' values at click time
         t("add_station", lang), key="w_add",
         on_click=lambda: _add_point(plan, siting, float(_ss()["w_lon"]), float(_ss()["w_lat"])),
@@ -331,7 +334,8 @@ def _propose(lang: str, plan: Plan, siting: Any) -> None:
     st.subheader(t("propose", lang))
     cols = st.columns([1, 1, 1])
     n = cols[0].number_input(t("n_sites", lang), 1, 20, 3, key="w_n")
-    method = cols[1].selectbox(t("method", lang), ["mclp", "pmedian", "lscp"], key="w_method")
+    method = cols[1].selectbox(t("method", lang), ["mclp", "pmedian", "lscp"], key="w_method",
+                               format_func=lambda m: t(f"method_{m}", lang))
     if cols[2].button(t("run_propose", lang), key="w_propose"):
         bar = st.progress(0.05, text=t("proposing", lang))
         with st.spinner(t("proposing", lang)):

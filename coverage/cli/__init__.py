@@ -152,8 +152,6 @@ def validate(
 ) -> None:
     """Check a scenario, its standards and its inputs; write nothing."""
     check = commands.check_scenario(_load(scenario, assignments, lang, modes), steps=_steps(ctx))
-    for problem in check.unmet:
-        click.echo(text("console_unmet", check.language, problem=problem), err=True)
     for problem in check.unchecked:
         click.echo(text("console_note", check.language, problem=problem), err=True)
     click.echo(text(
@@ -195,7 +193,14 @@ def audit(
         except KeyboardInterrupt:
             raise BatchInterrupted([], [str(paths[0])], []) from None
         _print_summary(result, folder, steps)
-        ctx.exit(EXIT_OK if result.all_pass else EXIT_FAILED)
+        from covplan.cli.exit_codes import EXIT_NOTHING_CHECKED, exit_code_for_audit
+
+        code = exit_code_for_audit(result.unit_results["status"].astype(str))
+        if code == EXIT_NOTHING_CHECKED and steps.verbosity:
+            click.echo("Warning: no rule could be checked on these inputs (every unit is not "
+                       "applicable or cannot be checked; see the notes above): exit code 4",
+                       err=True)
+        ctx.exit(code)
     outcomes = run_many(
         paths, out_root=Path(out) if out else None, jobs=jobs, scheduler=scheduler,
         assignments=assignments, language=lang, modes=modes, new_sites=new_sites, steps=steps,
@@ -237,13 +242,14 @@ def _print_summary(result: RunResult, folder: Path, steps: Steps) -> None:
         value = row.region_value
         share = str(row.value_unit).startswith("share") and value == value
         shown = "-" if value != value else f"{value:.1%}" if share else f"{value:.4g}"
+        def word(key: str) -> str:  # English lines keep the table's keys, for scripts
+            return key if language == "en" else label(key, language=language)
+
         click.echo(text(
-            "console_rule", language, rule_id=row.rule_id,
-            status=label(str(row.region_status), language=language), passed=row.units_pass,
-            checked=row.units_checked, shown=shown,
-            value_unit=label(str(row.value_unit), language=language),
-            levels=", ".join(label(v.strip(), language=language)
-                             for v in str(row.levels).split(",")),
+            "console_rule", language, rule_id=row.rule_id, status=word(str(row.region_status)),
+            passed=row.units_pass, checked=row.units_checked, shown=shown,
+            value_unit=word(str(row.value_unit)),
+            levels=", ".join(word(v.strip()) for v in str(row.levels).split(",")),
         ))
         if row.region_status == "cannot_check":
             rows = result.unit_results[result.unit_results["rule_id"] == row.rule_id]

@@ -193,6 +193,80 @@ class RoadAccess:
         return out
 
 
+    def two_leg(
+        self, station_types: tuple[str, ...], hospital_ids: tuple[str, ...], *, mode: str
+    ) -> pd.DataFrame:
+        """Station -> patient -> hospital for every place (see ``ResponseAccess.two_leg``).
+
+        Leg 1 from the nearest station of ``station_types`` (with the mode's turnout), the
+        mode's ``on_scene_minutes``, leg 2 to the nearest of ``hospital_ids``; computed by
+        :func:`covplan.engine.response.two_leg_times`, cached per arguments.
+        """
+        from covplan.engine.response import two_leg_times
+
+        key = ("two_leg", tuple(station_types), tuple(hospital_ids), mode)
+        if key in self._answers:
+            return self._answers[key]
+        places, fac = self.inputs.places, self.inputs.facilities
+        src_all = self.attachment(mode, "facilities")
+        ids = fac["facility_id"].astype(str).to_numpy()
+        st = fac["type"].isin(station_types).to_numpy() & src_all.reachable
+        ho = np.isin(ids, [str(h) for h in hospital_ids]) & src_all.reachable
+        index = pd.Index(places["place_id"].to_numpy(), name="place_id")
+        if not st.any() or not ho.any():
+            out = pd.DataFrame({"leg1_minutes": np.inf, "station_id": None, "on_scene": np.nan,
+                                "leg2_minutes": np.inf, "hospital_id": None}, index=index)
+        else:
+            with self.steps.step(f"Two-leg response by {mode}: {int(st.sum())} stations, "
+                                 f"{int(ho.sum())} hospitals"):
+                out = two_leg_times(self.network(mode), src_all.subset(st), src_all.subset(ho),
+                                    self.attachment(mode, "places"), self.mode(mode),
+                                    station_ids=ids[st], hospital_ids=ids[ho])
+            out = out.rename(columns={"total_minutes": "value"}).set_index(index)
+        if "value" not in out.columns:
+            out["value"] = np.inf
+        out["facility_id"] = out["station_id"]
+        self._answers[key] = out
+        return out
+
+    def nearest_two(
+        self, facility_types: tuple[str, ...], *, mode: str, cutoff: float
+    ) -> pd.DataFrame:
+        """Nearest and backup facility within ``cutoff`` minutes (``ResponseAccess``).
+
+        One bounded search per facility (:func:`covplan.engine.response.nearest_k`, ``k=2``),
+        cached per arguments.
+        """
+        from covplan.engine.response import nearest_k
+
+        key = ("nearest_two", tuple(facility_types), mode, float(cutoff))
+        if key in self._answers:
+            return self._answers[key]
+        places, fac = self.inputs.places, self.inputs.facilities
+        src_all = self.attachment(mode, "facilities")
+        mask = fac["type"].isin(facility_types).to_numpy() & src_all.reachable
+        n = len(places)
+        minutes, source = np.full((n, 2), np.inf), np.full((n, 2), -1)
+        if mask.any():
+            with self.steps.step(f"Nearest two of {int(mask.sum())} facilities by {mode}"):
+                minutes, source = nearest_k(self.network(mode), src_all.subset(mask),
+                                            self.attachment(mode, "places"), k=2,
+                                            cutoff=float(cutoff))
+        ids = fac["facility_id"].astype(str).to_numpy()[mask]
+        ids = ids if ids.size else np.array([None], dtype=object)
+
+        def label(j: int) -> np.ndarray:
+            return np.where(source[:, j] >= 0, ids[np.clip(source[:, j], 0, None)], None)
+
+        out = pd.DataFrame(
+            {"value": minutes[:, 0], "facility_id": label(0), "second_value": minutes[:, 1],
+             "second_facility_id": label(1)},
+            index=pd.Index(places["place_id"].to_numpy(), name="place_id"),
+        )
+        self._answers[key] = out
+        return out
+
+
 def access_for_networks(networks: Mapping[str, RoadNetwork], inputs: Inputs, *,
                         max_snap_m: float = DEFAULT_MAX_SNAP_M) -> RoadAccess:
     """Return a :class:`RoadAccess` over networks already built (or made from a graph).

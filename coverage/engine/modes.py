@@ -74,6 +74,9 @@ class Mode:
         Multiplies every speed (ambulances drive faster than the car table).
     turnout_minutes
         Delay added at every station before the vehicle moves (ambulance dispatch/turnout).
+    on_scene_minutes
+        Time spent with the patient before leaving for hospital, in the two-leg response
+        (:func:`covplan.engine.response.two_leg_times`).
     access_speed_kmh
         Speed of the straight-line leg between a point and the road it attaches to.
     default_direction
@@ -94,6 +97,7 @@ class Mode:
     maxspeed_plausible_kmh: tuple[float, float] = (5.0, 130.0)
     speed_factor: float = 1.0
     turnout_minutes: float = 0.0
+    on_scene_minutes: float = 0.0
     access_speed_kmh: float = 5.0
     default_direction: str = "to_facility"
     keep_largest_component: bool = True
@@ -215,7 +219,7 @@ def _validate(name: str, table: Mapping[str, Any], where: str, problems: list[Pr
         elif key in ("speed_factor", "access_speed_kmh"):
             if not _is_number(value) or value <= 0:
                 bad(path, f"must be a positive number, got {value!r}")
-        elif key == "turnout_minutes":
+        elif key in ("turnout_minutes", "on_scene_minutes"):
             if not _is_number(value) or value < 0:
                 bad(path, f"must be a number >= 0, got {value!r}")
         elif key in ("oneway", "use_maxspeed", "keep_largest_component"):
@@ -244,7 +248,8 @@ def _build(name: str, table: Mapping[str, Any]) -> Mode:
     data = dict(table)
     data["speeds_kmh"] = {str(k): float(v) for k, v in data["speeds_kmh"].items()}
     data["maxspeed_plausible_kmh"] = tuple(float(v) for v in data["maxspeed_plausible_kmh"])
-    for key in ("speed_factor", "turnout_minutes", "access_speed_kmh"):
+    data.setdefault("on_scene_minutes", 0.0)
+    for key in ("speed_factor", "turnout_minutes", "on_scene_minutes", "access_speed_kmh"):
         data[key] = float(data[key])
     return Mode(name=name, **data)
 

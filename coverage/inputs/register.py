@@ -201,6 +201,12 @@ TYPE_NAME_ALIASES: dict[str, str] = {
     **{name: "mental_health_centre" for name in (
         "精神卫生中心", "精神病医院", "精神专科医院", "精神病院")},
     **{name: "nursing_home" for name in ("护理院", "护理中心", "护理站")},
+    **{name: "psychological_service_station" for name in (
+        "社会心理服务站", "社会心理服务工作站", "心理服务站", "社会心理服务中心")},
+    **{name: "disability_rehab_care" for name in (
+        "残疾人康复或托养设施", "残疾人康复机构", "残疾人康复中心", "残疾人托养机构",
+        "残疾人托养中心", "残疾人康复托养中心")},
+    **{name: "childcare" for name in ("托育机构", "托育服务中心", "托育园", "托育中心", "托儿所")},
     **{name: "hospital" for name in (
         "医院", "综合医院", "中医医院", "中医院", "中西医结合医院", "专科医院", "人民医院",
         "妇幼保健院", "未定级医院")},

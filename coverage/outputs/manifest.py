@@ -170,6 +170,7 @@ def build_manifest(
     parameters: Mapping[str, Any],
     timings: Mapping[str, float],
     osm_extract_date: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Describe one run so that its results can be traced and reproduced.
 
@@ -184,13 +185,17 @@ def build_manifest(
         Step name -> seconds.
     osm_extract_date
         The OSM extract's date; when None it is read from the first ``.osm.pbf`` input.
+    overrides
+        Rule id -> changed threshold -> ``{"from": preset value, "to": value used}``
+        (:func:`covplan.standards.plans.rule_overrides`: every ``override`` of the scenario and
+        every ``--set`` of a rule's threshold); recorded as ``overrides`` (``{}`` when none).
 
     Returns
     -------
     dict
         ``created`` (UTC ISO timestamp), ``python``, ``platform``, ``packages``
         (distribution -> version or None), ``inputs`` (role -> path, bytes, sha256),
-        ``osm_extract_date``, ``parameters``, ``timings``. Plain JSON types only.
+        ``osm_extract_date``, ``parameters``, ``overrides``, ``timings``. Plain JSON types only.
 
     Raises
     ------
@@ -223,5 +228,6 @@ def build_manifest(
         "inputs": files,
         "osm_extract_date": osm_extract_date,
         "parameters": to_jsonable(parameters),
+        "overrides": to_jsonable(dict(overrides or {})),
         "timings": {str(k): round(float(v), 3) for k, v in timings.items()},
     }

@@ -21,17 +21,24 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from covplan.labels import (
+    KIND_SOURCE_LABELS,
+    RULE_LABELS,
+    UNIT_KIND_LABELS,
+    UNIT_LEVEL_LABELS,
+    UR_SOURCE_LABELS,
     URBAN_RURAL_LABELS,
     check_language,
     column_label,
     mode_label,
     status_label,
+    value_unit_label,
 )
 from covplan.outputs.html_text import plain_text
 from covplan.outputs.manifest import to_jsonable
 from covplan.results import RunResult
 
 __all__ = [
+    "localise_rule_texts",
     "normalise_summary",
     "normalise_unit_results",
     "place_modes",
@@ -101,12 +108,64 @@ def _localise(frame: pd.DataFrame, language: str, *, extra: Mapping[str, str] | 
         out["urban_rural"] = out["urban_rural"].map(
             lambda v: URBAN_RURAL_LABELS[v][0 if zh else 1] if v in URBAN_RURAL_LABELS else v
         )
+    if check_language(language) == "zh":
+        # every text value in Chinese: rule kinds, levels, unit kinds, value units, sources
+        for column, table in (("rule", RULE_LABELS), ("level", UNIT_LEVEL_LABELS),
+                              ("unit_kind", UNIT_KIND_LABELS), ("ur_source", UR_SOURCE_LABELS),
+                              ("kind_source", KIND_SOURCE_LABELS)):
+            if column in out.columns:
+                out[column] = out[column].map(
+                    lambda v, t=table: t[v][0] if isinstance(v, str) and v in t else v)
+        if "value_unit" in out.columns:
+            out["value_unit"] = out["value_unit"].map(lambda v: value_unit_label(v, "zh"))
+    if "source" in out.columns:
+        from covplan.standards.plans import plan_title
+
+        out["source"] = out["source"].map(
+            lambda v: plan_title(v, language) if isinstance(v, str) else v)
     names = {c: (extra or {}).get(c) or column_label(c, language) for c in out.columns}
     return out.rename(columns=names)
 
 
+#: Columns with a Chinese twin (``evidence`` / ``evidence_zh``) in the audit's tables.
+_ZH_TWINS: dict[str, str] = {"rule_name": "title_zh", "evidence": "evidence_zh",
+                             "criterion": "criterion_zh"}
+
+
+def localise_rule_texts(frame: pd.DataFrame, language: str | None) -> pd.DataFrame:
+    """Return ``frame`` with its rule texts in ``language``, without the ``*_zh`` twins.
+
+    In Chinese ``rule_name`` (or ``title``), ``evidence`` and ``criterion`` take the values of
+    ``title_zh``, ``evidence_zh`` and ``criterion_zh`` where those are filled (the rules write
+    both forms, :class:`covplan.standards.rules.Sentence`); in English they stay as they are.
+    """
+    out = frame.copy()
+    if check_language(language) == "zh":
+        twins = dict(_ZH_TWINS)
+        if "rule_name" not in out.columns and "title" in out.columns:
+            twins["title"] = twins.pop("rule_name")
+        for column, twin in twins.items():
+            if column in out.columns and twin in out.columns:
+                zh = out[twin]
+                out[column] = zh.where(zh.notna() & (zh.astype(str) != ""), out[column])
+    return out.drop(columns=[c for c in ("title_zh", "evidence_zh", "criterion_zh")
+                             if c in out.columns])
+
+
+def _rule_texts(unit_results: pd.DataFrame, language: str) -> dict[str, str]:
+    """Rule id -> its title in ``language`` (from the per-unit table's ``title_zh``)."""
+    if unit_results.empty or "rule_id" not in unit_results.columns:
+        return {}
+    first = normalise_unit_results(unit_results).drop_duplicates("rule_id")
+    first = localise_rule_texts(first, language)
+    return dict(zip(first["rule_id"], first["rule_name"], strict=False))
+
+
 def normalise_unit_results(frame: pd.DataFrame) -> pd.DataFrame:
-    """Return ``unit_results`` with ``rule_name`` (the audit calls it ``title``) and ``share``."""
+    """Return ``unit_results`` with ``rule_name`` (the audit calls it ``title``) and ``share``.
+
+    Pass the result through :func:`localise_rule_texts` for the texts of one language.
+    """
     out = frame.copy()
     if "rule_name" not in out.columns:
         out["rule_name"] = out["title"] if "title" in out.columns else out.get("rule_id")
@@ -150,10 +209,7 @@ def unit_table(result: RunResult, *, language: str | None = None) -> pd.DataFram
     columns of the audit (value_unit, facility_count, needed, criterion, ...).
     """
     lang = check_language(language or result.language)
-    frame = normalise_unit_results(result.unit_results)
-    if lang == "zh" and "title_zh" in frame.columns:
-        zh_title = frame["title_zh"].where(frame["title_zh"].fillna("") != "", frame["rule_name"])
-        frame["rule_name"] = zh_title
+    frame = localise_rule_texts(normalise_unit_results(result.unit_results), lang)
     for column in UNIT_COLUMNS:
         if column not in frame.columns:
             frame[column] = None
@@ -173,7 +229,11 @@ def summary_table(result: RunResult, *, language: str | None = None) -> pd.DataF
     for column in SUMMARY_COLUMNS:
         if column not in frame.columns:
             frame[column] = None
-    frame = frame[list(SUMMARY_COLUMNS)]
+    frame = frame[list(SUMMARY_COLUMNS)].copy()
+    titles = _rule_texts(result.unit_results, lang)
+    if titles:
+        frame["rule_name"] = [titles.get(r, n) for r, n in zip(frame["rule_id"],
+                                                               frame["rule_name"], strict=False)]
     return _localise(frame, lang)
 
 
@@ -295,6 +355,7 @@ def write_xlsx(
     manifest: Mapping[str, Any] | None = None,
     manifest_sheet: str = "manifest",
     max_rows: int | None = None,
+    language: str | None = None,
 ) -> Path:
     """Write each DataFrame to its own sheet, plus the run manifest as key/value rows.
 
@@ -313,7 +374,12 @@ def write_xlsx(
         The most data rows of one sheet; default :func:`covplan.settings.xlsx_max_rows`
         (200,000). A longer table is cut there: a last row and a notes sheet
         (:data:`NOTES_SHEET`) say so and where the full table is (:func:`cut_note`).
+    language
+        Language of the manifest sheet's headings and keys (:data:`~covplan.labels.
+        MANIFEST_KEY_LABELS`); default Chinese when ``manifest_sheet`` is not ASCII
+        (运行清单), else English. The values stay JSON.
     """
+    from covplan.labels import MANIFEST_KEY_LABELS
     from covplan.settings import xlsx_max_rows
     from openpyxl import Workbook
     from openpyxl.cell import WriteOnlyCell
@@ -343,12 +409,16 @@ def write_xlsx(
     for title, frame in sheets.items():
         add(title, frame)
     if manifest is not None:
+        lang = check_language(language or ("en" if manifest_sheet.isascii() else "zh"))
+        zh = lang == "zh"
         rows = [
-            (key, json.dumps(to_jsonable(value), ensure_ascii=False, sort_keys=True)
+            (MANIFEST_KEY_LABELS.get(key, (key, key))[0] if zh else key,
+             json.dumps(to_jsonable(value), ensure_ascii=False, sort_keys=True)
              if isinstance(value, (dict, list)) else to_jsonable(value))
             for key, value in sorted(manifest.items())
         ]
-        add(manifest_sheet, pd.DataFrame(rows, columns=["key", "value"]))
+        heads = ["项目", "内容"] if zh else ["key", "value"]
+        add(manifest_sheet, pd.DataFrame(rows, columns=heads))
     if notes:
         add(NOTES_SHEET, pd.DataFrame({"note": notes}))
     book.save(path)

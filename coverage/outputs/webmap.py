@@ -59,7 +59,12 @@ from covplan.labels import (
 )
 from covplan.outputs.html_text import LABEL_MAX, escape, number, safe_json_text
 from covplan.outputs.manifest import script_safe_json
-from covplan.outputs.tables import normalise_unit_results, sample_note, sample_places
+from covplan.outputs.tables import (
+    localise_rule_texts,
+    normalise_unit_results,
+    sample_note,
+    sample_places,
+)
 from covplan.results import RunResult
 from jinja2 import Template
 
@@ -168,7 +173,8 @@ def _evidence_value_column(evidence: pd.DataFrame) -> str | None:
     return None
 
 
-def place_shortfalls(result: RunResult, *, place_ids: Any = None) -> pd.DataFrame:
+def place_shortfalls(result: RunResult, *, place_ids: Any = None,
+                     language: str | None = None) -> pd.DataFrame:
     """Return the worst shortfall of each uncovered place over all rules.
 
     Uses ``result.evidence`` (one row per rule and uncovered place): the shortfall is the
@@ -183,6 +189,9 @@ def place_shortfalls(result: RunResult, *, place_ids: Any = None) -> pd.DataFram
         The run.
     place_ids
         Only these places (e.g. the sample a map draws); default all.
+    language
+        Language of the rule names in ``rules`` (``"zh"``: the rules' ``title_zh``); default
+        the names of ``unit_results`` as they are.
 
     Returns
     -------
@@ -209,6 +218,8 @@ def place_shortfalls(result: RunResult, *, place_ids: Any = None) -> pd.DataFram
         if {"rule_id", "unit_id", "threshold"} <= set(ur.columns)
         else {}
     )
+    if language is not None and "rule_id" in ur.columns:
+        ur = localise_rule_texts(normalise_unit_results(ur), language)
     name_col = next((c for c in ("rule_name", "title") if c in ur.columns), None)
     names = (
         ur.drop_duplicates("rule_id").set_index("rule_id")[name_col].to_dict()
@@ -558,19 +569,41 @@ def _title_html(result: RunResult) -> str:
     )
 
 
+def _rule_names(result: RunResult, lang: str) -> dict[str, str]:
+    """Rule name as ``unit_results`` has it (English title) -> the name in ``lang``."""
+    ur = result.unit_results
+    if ur.empty or "rule_id" not in ur.columns:
+        return {}
+    first = normalise_unit_results(ur).drop_duplicates("rule_id")
+    local = localise_rule_texts(first, lang)
+    return dict(zip(first["rule_name"].astype(str), local["rule_name"].astype(str),
+                    strict=False))
+
+
+def _rule_line(row: Any, lang: str, format_value: Any) -> str:
+    """One rule of a unit's popup in Chinese: 规则：未达标（82.7%，标准 100.0%）."""
+    unit = getattr(row, "value_unit", None)
+    value = format_value(getattr(row, "value", None), unit, lang)
+    need = format_value(getattr(row, "threshold", None), unit, lang)
+    line = f"{_label(row.rule_name)}：{_e(status_label(str(row.status), lang))}"
+    return f"{line}（{_e(value)}，标准 {_e(need)}）" if value and need else line
+
+
 def _unit_layer(result: RunResult, lang: str, *, popup: bool = True, tolerance: float = 0.0
                 ) -> GeoJsonLayer:
     units = result.units
     compliance = compliance_by_unit(result.unit_results)
-    ur = normalise_unit_results(result.unit_results)
+    from covplan.outputs.report import format_value
+
+    ur = localise_rule_texts(normalise_unit_results(result.unit_results), lang)
+    zh = lang == "zh"
     rules_html: dict[str, str] = {}
     if not ur.empty:
         for unit_id, group in ur.groupby("unit_id", sort=False):
-            lines = [
-                f"{_label(row.rule_name)}: {_e(status_label(str(row.status), lang))}"
-                f" ({_fmt(getattr(row, 'value', None), 2)} / {_fmt(getattr(row, 'threshold', None), 2)})"  # noqa: E501
-                for row in group.itertuples(index=False)
-            ]
+            lines = [_rule_line(row, lang, format_value) if zh else
+                     f"{_label(row.rule_name)}: {_e(status_label(str(row.status), lang))}"
+                     f" ({_fmt(getattr(row, 'value', None), 2)} / {_fmt(getattr(row, 'threshold', None), 2)})"  # noqa: E501
+                     for row in group.itertuples(index=False)]
             rules_html[str(unit_id)] = "<br>".join(lines)
     state = [compliance.get(str(u), "not_applicable") for u in units["unit_id"]]
     layer = (
@@ -627,7 +660,7 @@ def _place_layers(result: RunResult, lang: str, shortfalls: pd.DataFrame | None 
                   ) -> tuple[GeoJsonLayer, GeoJsonLayer]:
     places = sample_places(result.places).to_crs("EPSG:4326")  # above the limit: a sample
     if shortfalls is None:
-        shortfalls = place_shortfalls(result, place_ids=places["place_id"])
+        shortfalls = place_shortfalls(result, place_ids=places["place_id"], language=lang)
     facility_names = dict(
         zip(result.facilities["facility_id"], result.facilities["name"], strict=False)
     )
@@ -638,9 +671,12 @@ def _place_layers(result: RunResult, lang: str, shortfalls: pd.DataFrame | None 
     pop = pd.to_numeric(unc["population"], errors="coerce").fillna(0.0).to_numpy()
     radius = [float(min(14.0, 3.0 + math.sqrt(max(p, 0.0)) / 6.0)) for p in pop]
     details = []
+    names = _rule_names(result, lang)  # the shortfalls may name the rules in English
     for rules in info["rules"]:
         details.append("<br>".join(
-            f"{_label(name)}: {_fmt(value, 1)} / {_fmt(threshold, 1)}"
+            f"{_label(names.get(name, name))}: {_fmt(value, 1)} / {_fmt(threshold, 1)}"
+            if lang != "zh" else
+            f"{_label(names.get(name, name))}：{_fmt(value, 1)}（标准 {_fmt(threshold, 1)}）"
             for name, value, threshold in (rules if isinstance(rules, list) else [])
         ))
     uncovered = _points_layer(

@@ -37,9 +37,15 @@ def rule_coverage(result: RunResult) -> pd.DataFrame:
 
 
 def units_passing(result: RunResult) -> tuple[int, int]:
-    """Return (units where every applicable standard passes, units with any applicable one)."""
+    """Return (units where every checked standard passes, units with any checked one).
+
+    Units are those of the scenario's unit layers; a standard counts for a unit when it was
+    checked there (``pass`` or ``fail``; not ``not_applicable`` or ``cannot_check``), so a rule
+    judged for the whole region or one that could not be checked adds no unit.
+    """
     ur = result.unit_results
-    applicable = ur[ur["status"] != "not_applicable"]
+    known = set(result.units["unit_id"].astype(str))
+    applicable = ur[ur["status"].isin(["pass", "fail"]) & ur["unit_id"].astype(str).isin(known)]
     if applicable.empty:
         return 0, 0
     failing = set(applicable.loc[applicable["status"] == "fail", "unit_id"].astype(str))

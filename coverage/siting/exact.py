@@ -39,8 +39,11 @@ from covplan.siting.problem import SitingProblem, SitingResult, make_result
 __all__ = [
     "DEFAULT_BAND",
     "MAX_EXACT_SIZE",
+    "backup_coverage_of",
+    "cover_counts",
     "exact_lscp",
     "exact_mclp",
+    "exact_mclp_backup",
     "exact_pmedian",
     "model_size",
     "solve",
@@ -524,7 +527,9 @@ def solve(
     target_share
         Share to cover for LSCP.
     method
-        ``"auto"`` (exact up to ``max_exact_size``), ``"exact"`` or ``"greedy"``.
+        ``"auto"`` (exact up to ``max_exact_size``), ``"exact"``, ``"greedy"``, or
+        ``"mclp_backup"`` (model ``"mclp"`` only: :func:`exact_mclp_backup`, best first cover
+        then the most population covered at least twice; no band/capacity).
     candidates, band, capacity, time_limit, gap_rel
         As in :func:`exact_mclp`.
     max_exact_size
@@ -537,8 +542,16 @@ def solve(
         ``method`` says which was used and ``notes`` why.
     """
     _check_model(model)
-    if method not in ("auto", "exact", "greedy"):
-        raise CoverageError(f"unknown method {method!r}; use 'auto', 'exact' or 'greedy'")
+    if method not in ("auto", "exact", "greedy", "mclp_backup"):
+        raise CoverageError(f"unknown method {method!r}; use 'auto', 'exact', 'greedy' or "
+                            "'mclp_backup'")
+    if method == "mclp_backup":
+        if model != "mclp" or band is not None or capacity is not None:
+            raise CoverageError("method 'mclp_backup' solves model 'mclp' without band or "
+                                f"capacity; got model {model!r}: use model='mclp' and drop "
+                                "band/capacity")
+        return exact_mclp_backup(problem, _need(n_sites, model), candidates=candidates,
+                                 time_limit=time_limit)
     constrained = band is not None or capacity is not None
     notes: list[str] = []
     if method == "auto":
@@ -583,3 +596,147 @@ def _need_share(target_share: float | None) -> float:
 
 def _with_notes(result: SitingResult, notes: list[str]) -> SitingResult:
     return replace(result, notes=tuple(notes) + result.notes)
+
+
+# -- backup cover: MCLP with a second-cover objective (method="mclp_backup") ------------------
+# A place has *backup cover* when at least two open sites (existing or new) reach it within its
+# threshold: when the nearest ambulance is out on a call, another one still arrives in time.
+# exact_mclp_backup is lexicographic by default (first cover kept at the MCLP optimum, then the
+# population covered at least twice maximised) or, with backup_weight=w, one weighted model
+# (first cover + w x backup cover). Per group of places with the same covering sites:
+# y1 <= open (y1 in [0, 1]) and 2 y2 <= open (y2 binary), open = existing coverers + chosen
+# candidates covering it.
+
+
+def cover_counts(problem: SitingProblem, rows: Sequence[int] | np.ndarray) -> np.ndarray:
+    """Return, per place, how many open sites (existing plus ``rows``) cover it."""
+    open_rows = np.union1d(problem.existing, np.asarray(rows, dtype=np.int64))
+    if open_rows.size == 0:
+        return np.zeros(problem.n_places, dtype=np.int64)
+    sub = _structure(problem.cover)[open_rows]
+    return np.asarray(sub.sum(axis=0)).ravel().astype(np.int64)
+
+
+def backup_coverage_of(problem: SitingProblem, rows: Sequence[int] | np.ndarray) -> float:
+    """Return the population covered at least twice (existing sites plus ``rows`` open)."""
+    return float(problem.population[cover_counts(problem, rows) >= 2].sum())
+
+
+def _groups(problem: SitingProblem, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray,
+                                                               list[np.ndarray]]:
+    """Places with population grouped by (existing coverers, covering candidates)."""
+    n_existing = (np.asarray(_structure(problem.cover)[problem.existing].sum(axis=0)).ravel()
+                  if problem.existing.size else np.zeros(problem.n_places))
+    csc = _structure(problem.cover)[rows].tocsc()
+    csc.sort_indices()
+    keys: dict[tuple[int, bytes], int] = {}
+    weight: list[float] = []
+    base: list[int] = []
+    members: list[np.ndarray] = []
+    for place in np.flatnonzero(problem.population > 0):
+        idx = csc.indices[csc.indptr[place]:csc.indptr[place + 1]].astype(np.int64)
+        k = int(n_existing[place])
+        if k >= 2 or k + idx.size == 0:
+            continue  # already covered twice, or never coverable: nothing to decide
+        key = (k, idx.tobytes())
+        g = keys.get(key)
+        if g is None:
+            keys[key] = len(weight)
+            weight.append(float(problem.population[place]))
+            base.append(k)
+            members.append(idx)
+        else:
+            weight[g] += float(problem.population[place])
+    return np.asarray(weight), np.asarray(base, dtype=np.int64), members
+
+
+def exact_mclp_backup(
+    problem: SitingProblem,
+    n_sites: int,
+    *,
+    candidates: Sequence[int] | None = None,
+    backup_weight: float | None = None,
+    time_limit: float = 60.0,
+    gap_rel: float = 1e-9,
+) -> SitingResult:
+    """At most ``n_sites`` new sites: best first cover, then the most backup (double) cover.
+
+    Parameters
+    ----------
+    problem
+        The siting problem (existing facilities forced open).
+    n_sites
+        Most new sites.
+    candidates
+        Restrict to these rows.
+    backup_weight
+        None (default): lexicographic, first cover kept at the MCLP optimum. A number ``w > 0``:
+        one model maximising ``first cover + w * backup cover``.
+    time_limit, gap_rel
+        CBC time limit (seconds, per solve) and relative gap.
+
+    Returns
+    -------
+    SitingResult
+        ``model="mclp"``, ``method="mclp_backup"``; ``objective`` = population covered at least
+        twice; ``covered_population`` the first cover; ``notes`` say which objective was used.
+
+    Raises
+    ------
+    CoverageError
+        If ``n_sites < 0``, ``backup_weight <= 0`` or the solver finds no solution.
+    """
+    start = time.perf_counter()
+    if n_sites is None or n_sites < 0:
+        raise CoverageError(f"mclp_backup needs n_sites >= 0, got {n_sites}")
+    if backup_weight is not None and not backup_weight > 0:
+        raise CoverageError(
+            f"backup_weight must be a number > 0 (or None for first cover first), got "
+            f"{backup_weight!r}"
+        )
+    rows = _candidate_rows(problem, candidates)
+    notes: list[str] = []
+    first_target = None
+    if backup_weight is None:
+        first = exact_mclp(problem, n_sites, candidates=rows.tolist(), time_limit=time_limit)
+        first_target = first.covered_population
+        notes.append(f"first cover kept at the MCLP optimum {first_target:,.0f}; then backup "
+                     "cover maximised")
+    else:
+        notes.append(f"weighted objective: first cover + {backup_weight:g} x backup cover")
+    weight, base, members = _groups(problem, rows)
+    prob = pulp.LpProblem("covplan_mclp_backup", pulp.LpMaximize)
+    x = {int(r): prob.add_variable(f"x_{int(r)}", cat=pulp.LpBinary) for r in rows}
+    xs = [x[int(r)] for r in rows]
+    y1 = [prob.add_variable(f"y1_{g}", lowBound=0, upBound=1) for g in range(weight.size)]
+    # y2 binary: with 0 <= y2 <= 1 continuous, 2 y2 <= 1 would count half a backup
+    y2 = [prob.add_variable(f"y2_{g}", cat=pulp.LpBinary) for g in range(weight.size)]
+    for g, idx in enumerate(members):
+        opened = [(xs[m], -1.0) for m in idx]
+        if base[g] == 0:  # first cover to decide (a place with one existing coverer has it)
+            prob += pulp.LpAffineExpression([(y1[g], 1.0)] + opened) <= 0
+        prob += pulp.LpAffineExpression([(y2[g], 2.0)] + opened) <= float(base[g])
+    first_expr = pulp.LpAffineExpression(
+        [(y1[g], float(w)) for g, w in enumerate(weight) if base[g] == 0])
+    second_expr = pulp.LpAffineExpression([(y2[g], float(w)) for g, w in enumerate(weight)])
+    prob += pulp.lpSum(xs) <= n_sites
+    if backup_weight is None:
+        fixed = problem.base_covered_population
+        tol = 1e-7 * max(problem.total_population, 1.0)
+        prob += first_expr >= float(first_target) - fixed - tol
+        prob += second_expr
+    else:
+        prob += first_expr + float(backup_weight) * second_expr
+    status, gap, solver = _run_cbc(prob, time_limit=time_limit, gap_rel=gap_rel)
+    if status not in ("optimal", "feasible"):
+        raise CoverageError(f"mclp_backup solve ended with status '{status}' ({solver}): "
+                            "check the inputs")
+    sites = _open_rows(x)
+    backup = backup_coverage_of(problem, sites)
+    notes.append(f"population covered at least twice: {backup:,.0f}")
+    if status == "feasible":
+        notes.append(f"time limit of {time_limit:g} s reached: best solution found, not proven "
+                     "optimal")
+    return make_result(problem, model="mclp", method="mclp_backup", solver=solver,
+                       status=status, sites=sites, objective=backup, gap=gap,
+                       seconds=time.perf_counter() - start, notes=notes)

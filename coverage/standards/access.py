@@ -21,7 +21,7 @@ from covplan.errors import CoverageError
 from pyproj import Geod
 from scipy.spatial import cKDTree
 
-__all__ = ["METRICS", "Access", "StraightLineAccess"]
+__all__ = ["METRICS", "Access", "ResponseAccess", "StraightLineAccess"]
 
 #: The metrics an :class:`Access` answers: ``"time"`` in minutes, ``"length"`` in kilometres.
 METRICS: tuple[str, ...] = ("time", "length")
@@ -56,6 +56,53 @@ class Access(Protocol):
         pandas.DataFrame
             Index ``place_id`` of every place; columns ``value`` (float, ``inf`` when no facility
             can be reached) and ``facility_id`` (the nearest facility's id, or None).
+        """
+        ...
+
+
+@runtime_checkable
+class ResponseAccess(Access, Protocol):
+    """An :class:`Access` that also answers the emergency-response questions (optional).
+
+    The ``response_time`` and ``backup_cover`` rules need these two methods; with an access
+    that lacks them (e.g. :class:`StraightLineAccess`) they are ``cannot_check``. The road
+    engine's ``covplan.engine.access.RoadAccess`` implements them.
+    """
+
+    def two_leg(
+        self, station_types: tuple[str, ...], hospital_ids: tuple[str, ...], *, mode: str
+    ) -> pd.DataFrame:
+        """Return station -> patient -> receiving hospital times for every place.
+
+        Parameters
+        ----------
+        station_types
+            Facility types the ambulance leaves from (nearest one, with the mode's turnout).
+        hospital_ids
+            ``facility_id`` of the receiving hospitals (nearest one for leg 2).
+        mode
+            Travel mode name; its ``on_scene_minutes`` is the time with the patient.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Index ``place_id``; columns ``leg1_minutes``, ``station_id``, ``on_scene``,
+            ``leg2_minutes``, ``hospital_id``, ``value`` (the total, minutes; ``inf`` when a
+            leg cannot be travelled) and ``facility_id`` (the station).
+        """
+        ...
+
+    def nearest_two(
+        self, facility_types: tuple[str, ...], *, mode: str, cutoff: float
+    ) -> pd.DataFrame:
+        """Return the nearest and second-nearest facility within ``cutoff`` minutes.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Index ``place_id``; columns ``value`` / ``facility_id`` (nearest) and
+            ``second_value`` / ``second_facility_id`` (the backup; ``inf`` / None when fewer
+            than two facilities lie within the cutoff).
         """
         ...
 

@@ -14,20 +14,25 @@ from dataclasses import dataclass
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-from covplan.errors import CoverageError
+from covplan.errors import CoverageError, Problem
 from covplan.standards.access import Access
 from covplan.standards.layers import Layers
 from covplan.standards.rules import (
     PLACE_COLUMNS,
+    REGION,
     RESULT_COLUMNS,
+    AttributeRatioRule,
     PopulationBandRule,
     PresenceRule,
     RatioRule,
     Rule,
+    ShareRule,
+    TierRule,
     _CoverageRule,
 )
 
-__all__ = ["ROLLUP_COLUMNS", "SUMMARY_COLUMNS", "AuditResult", "roll_up", "run_audit"]
+__all__ = ["ROLLUP_COLUMNS", "SUMMARY_COLUMNS", "AuditResult", "nothing_checked", "roll_up",
+           "run_audit", "unchecked_rules"]
 
 #: Columns of :attr:`AuditResult.summary`, in order.
 SUMMARY_COLUMNS: tuple[str, ...] = (
@@ -141,10 +146,12 @@ def run_audit(
         table = rule.evaluate_on(layers)
         table.insert(2, "title", rule.title)
         unit_tables.append(table)
-        values = rule.place_values(layers) if isinstance(rule, _CoverageRule) else None
+        values = (rule.place_values(layers)
+                  if isinstance(rule, _CoverageRule) and rule.unavailable(layers) is None
+                  else None)
         if values is not None:
             place_tables.append(values)
-        summaries.append(_summary(rule, table, values))
+        summaries.append(_summary(rule, table, values, layers))
 
     units_out = (pd.concat(unit_tables, ignore_index=True) if unit_tables
                  else pd.DataFrame(columns=["title", *RESULT_COLUMNS]))
@@ -222,7 +229,9 @@ def roll_up(units: pd.DataFrame, layers: Layers) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(ROLLUP_COLUMNS))
 
 
-def _summary(rule: Rule, table: pd.DataFrame, values: pd.DataFrame | None) -> dict[str, object]:
+def _summary(
+    rule: Rule, table: pd.DataFrame, values: pd.DataFrame | None, layers: Layers | None = None
+) -> dict[str, object]:
     counts = table["status"].value_counts()
     row: dict[str, object] = {
         "rule_id": rule.id, "rule": rule.kind, "title": rule.title,
@@ -251,6 +260,33 @@ def _summary(rule: Rule, table: pd.DataFrame, values: pd.DataFrame | None) -> di
                        region_status="pass" if share >= rule.required_share - 1e-9 else "fail")
         return row
     checked = table[table["status"].isin(["pass", "fail"])]
+    if isinstance(rule, (ShareRule, AttributeRatioRule)) and layers is not None:
+        lay = layers if rule.level != REGION else None
+        totals = [(rule.counts(lay, lv, u) if isinstance(rule, ShareRule)
+                   else rule.totals(lay, lv, u)) if lay is not None else None
+                  for lv, u in zip(checked["level"], checked["unit_id"], strict=True)]
+        if isinstance(rule, ShareRule):
+            row.update(threshold=rule.min_share, value_unit="share of facilities")
+            if lay is None or len(checked) == 1:
+                value = float(checked["value"].iloc[0]) if len(checked) else np.nan
+            else:
+                n = sum(len(t[0]) for t in totals if t)
+                value = sum(len(t[1]) for t in totals if t) / n if n else np.nan
+            ok = value >= rule.min_share - 1e-9
+        else:
+            row.update(threshold=rule.target,
+                       value_unit=f"{rule.numerator} per {rule.per:g} {rule.denominator}")
+            if lay is None or len(checked) == 1:
+                value = float(checked["value"].iloc[0]) if len(checked) else np.nan
+            else:
+                den = sum(t[1] for t in totals if t)
+                value = sum(t[0] for t in totals if t) / den * rule.per if den else np.nan
+            margin = value - rule.target if rule.comparison == ">=" else rule.target - value
+            ok = margin >= -1e-9
+        if value == value:
+            row.update(region_value=value, region_status="pass" if ok else "fail",
+                       population=float(checked["population"].sum()))
+        return row
     if isinstance(rule, RatioRule):
         row.update(threshold=rule.target, value_unit=f"{rule.attribute} per {rule.per:g}")
         ok = checked[checked["value"].notna() & (checked["population"] > 0)]
@@ -261,7 +297,7 @@ def _summary(rule: Rule, table: pd.DataFrame, values: pd.DataFrame | None) -> di
             row.update(population=pop, region_value=value,
                        region_status="pass" if margin >= -1e-9 else "fail")
         return row
-    if isinstance(rule, (PresenceRule, PopulationBandRule)):
+    if isinstance(rule, (PresenceRule, PopulationBandRule, TierRule)):
         row.update(value_unit="share of units passing", threshold=1.0,
                    population=float(checked["population"].sum()))
         if len(checked):
@@ -274,3 +310,45 @@ def _summary(rule: Rule, table: pd.DataFrame, values: pd.DataFrame | None) -> di
         return row
     return row
 
+
+
+def unchecked_rules(
+    rules: Sequence[Rule],
+    *,
+    facilities: gpd.GeoDataFrame,
+    units: gpd.GeoDataFrame,
+    places: gpd.GeoDataFrame,
+    levels: Mapping[str, str] | None = None,
+) -> list[Problem]:
+    """List the rules these layers cannot decide (they will report ``cannot_check``).
+
+    A rule cannot be checked when its level is not a level of the units, when no facility of
+    its types is in the facility file (``no 村卫生室 (village_clinic) in the facility file``), or
+    when a column it reads (``attribute``, ``where``, ``service``) is missing or empty. Each
+    problem names the rule and its level, says why and how to fix it; ``covplan validate``
+    prints them as notes.
+    """
+    layers = Layers(facilities=facilities, units=units, places=places, levels=levels)
+    problems: list[Problem] = []
+    for rule in rules:
+        why = rule.unavailable(layers)
+        if why is None:
+            continue
+        what, _, fix = why.partition(": add")
+        problems.append(Problem(
+            f"standards {rule.id} (level {rule.level!r})", f"cannot be checked: {what}",
+            ("add" + fix) if fix else "add the missing facilities or column to the facility "
+            "file (see the register template: covplan template facilities), or leave the "
+            "rule out",
+        ))
+    return problems
+
+
+def nothing_checked(units: pd.DataFrame) -> bool:
+    """Return True when rules were run and not one unit of any rule passed or failed.
+
+    Such an audit says nothing about the standards (every rule ``not_applicable`` or
+    ``cannot_check``); the command line exits with
+    :data:`covplan.cli.exit_codes.EXIT_NOTHING_CHECKED` (4).
+    """
+    return bool(len(units)) and not units["status"].isin(["pass", "fail"]).any()

@@ -22,6 +22,45 @@ gives that kind's values; or it pulls in a shipped preset::
     level = "village"                        # the level the rule is judged at
     unit_kinds = ["行政村"]                   # only administrative villages (not 社区)
     facility_types = ["village_clinic"]
+
+    [[standards]]                            # 4 三级医院 in the district
+    id = "my-tertiary"
+    rule = "count"
+    level = "county"                         # or "region": the whole study area as one unit
+    facility_types = ["hospitals"]
+    where = { grade = "三级" }                # 三级甲等, 三级乙等 ... (a prefix matches)
+    min_count = 4
+
+    [[standards]]                            # >= 60 % of 乡镇卫生院 at 甲级
+    id = "my-grade-a-share"
+    rule = "share"
+    facility_types = ["township_health_centre"]
+    where = { grade = "甲级" }
+    min_share = 0.6
+
+    [[standards]]                            # 1 临床药师 per 100 beds
+    id = "my-pharmacists"
+    rule = "attribute_ratio"
+    numerator = "clinical_pharmacists"
+    denominator = "beds"
+    per = 100
+    target = 1
+    facility_types = ["hospitals"]
+
+    [[standards]]                            # a 发热门诊 in each 镇街
+    id = "my-fever-clinics"
+    rule = "service"
+    service = "fever_clinic"                 # a yes/no column of the facility file
+    level = "township"
+
+    [[standards]]                            # 大病重病不出区、常见病多发病不出乡镇、头疼脑热不出村
+    id = "my-tiers"
+    rule = "tiers"
+    tiers = [
+      { name = "不出村", level = "village", facility_types = ["grassroots"] },
+      { name = "不出乡镇", level = "township", facility_types = ["township_health_centre"] },
+      { name = "不出区", level = "county", facility_types = ["hospital_grade_2"] },
+    ]
 """
 
 from __future__ import annotations
@@ -37,16 +76,22 @@ from covplan.inputs.unit_kinds import UNIT_KINDS, normalise_kind
 from covplan.standards.access import METRICS
 from covplan.standards.presets import list_presets, preset_tables
 from covplan.standards.rules import (
+    REGION,
     RULE_KINDS,
+    AttributeRatioRule,
+    CountRule,
     DistanceRule,
     PopulationBandRule,
     PresenceRule,
     RatioRule,
     Rule,
+    ServiceRule,
+    ShareRule,
+    TierRule,
     TravelTimeRule,
 )
 
-__all__ = ["COMMON_KEYS", "KIND_KEYS", "load_preset", "parse_standards"]
+__all__ = ["COMMON_KEYS", "KIND_KEYS", "TIER_KEYS", "load_preset", "parse_standards"]
 
 #: Keys every rule table may have. ``params``, ``note`` and ``target_year`` are
 #: documentation only (presets use them to explain open values).
@@ -66,13 +111,29 @@ KIND_KEYS: dict[str, dict[str, bool]] = {
                  "unit_kinds": False, "exempt_if_hosts": False,
                  "exempt_below_population": False, "exempt_near": False,
                  "exempt_near_types": False, "exempt_near_mode": False,
-                 "exempt_near_metric": False},
+                 "exempt_near_metric": False, "where": False},
     "population_band": {"facility_types": True, "lower": True, "upper": True,
                         "unit_class": False, "unit_name_pattern": False,
                         "unit_kinds": False, "exclude_hosts_of": False},
     "ratio": {"attribute": True, "target": True, "per": False, "comparison": False,
-              "facility_types": False},
+              "facility_types": False, "where": False},
+    "count": {"facility_types": True, "min_count": False, "max_count": False,
+              "exactly": False, "where": False, "unit_kinds": False},
+    "service": {"service": True, "facility_types": False, "min_count": False,
+                "unit_kinds": False, "where": False},
+    "share": {"facility_types": True, "where": True, "min_share": True},
+    "attribute_ratio": {"numerator": True, "denominator": True, "target": True, "per": False,
+                        "comparison": False, "facility_types": False, "where": False},
+    "tiers": {"tiers": True},
+    "response_time": {"facility_types": True, "minutes": True, "hospital_types": False,
+                      "mode": False, "required_share": False},
+    "backup_cover": {"facility_types": True, "minutes": True, "mode": False,
+                     "required_share": False},
 }  # fmt: skip
+
+#: Keys of one table of a ``tiers`` rule; required ones are marked True.
+TIER_KEYS: dict[str, bool] = {"level": True, "facility_types": True, "name": False,
+                              "unit_kinds": False, "where": False}
 
 _PRESET_KEYS = ("preset", "only", "override")
 _CLASSES = ("urban", "rural")
@@ -229,7 +290,21 @@ def _parse_rule(
         if key in table and not isinstance(table[key], Mapping):
             problems.append(Problem(f"{path}.{key}", "must be a table"))
     rule: Rule | None = None
-    if kind in ("travel_time", "distance"):
+    if kind in ("response_time", "backup_cover"):
+        from covplan.standards.rules import BackupCoverRule, ResponseTimeRule
+
+        emergency = {
+            "facility_types": c.types("facility_types"), "minutes": c.threshold("minutes"),
+            "mode": c.choice("mode", modes, default="ambulance"),
+            "required_share": c.number("required_share", default=1.0,
+                                       check=lambda v: 0 < v <= 1, must="a number in (0, 1]"),
+        }
+        if kind == "response_time":
+            rule = ResponseTimeRule(**common, **emergency,
+                                    hospital_types=c.types("hospital_types", default=()))
+        else:
+            rule = BackupCoverRule(**common, **emergency)
+    elif kind in ("travel_time", "distance"):
         types = c.types("facility_types")
         mode = c.choice("mode", modes, default="drive")
         share = c.number("required_share", default=1.0, check=lambda v: 0 < v <= 1,
@@ -262,6 +337,7 @@ def _parse_rule(
             exempt_near_types=c.types("exempt_near_types", default=("township_health_centre",)),
             exempt_near_mode=c.choice("exempt_near_mode", modes, default="drive"),
             exempt_near_metric=c.choice("exempt_near_metric", METRICS, default="time"),
+            where=c.where("where"),
         )
     elif kind == "population_band":
         types = c.types("facility_types")
@@ -286,7 +362,57 @@ def _parse_rule(
             per=c.number("per", default=1000.0) or 1000.0,
             comparison=c.choice("comparison", _COMPARISONS, default=">="),
             facility_types=c.types("facility_types", default=()),
+            where=c.where("where"),
         )
+    elif kind in ("count", "service"):
+        exactly = c.integer("exactly", default=None)
+        lo = c.integer("min_count", default=exactly if exactly is not None else 1)
+        hi = c.integer("max_count", default=exactly)
+        if lo is not None and hi is not None and hi < lo:
+            problems.append(Problem(f"{path}.max_count",
+                                    f"must be >= min_count ({lo}), got {hi}"))
+        counts = {"min_count": lo if lo is not None else 1, "max_count": hi,
+                  "unit_kinds": c.kinds("unit_kinds"), "where": c.where("where")}
+        if kind == "count":
+            rule = CountRule(**common, facility_types=c.types("facility_types"), **counts)
+        else:
+            service = c.text("service", default="")
+            if "service" in table and not service:
+                problems.append(Problem(f"{path}.service", "must be a yes/no column name",
+                                        'e.g. service = "fever_clinic"'))
+            extra = ({"facility_types": c.types("facility_types")}
+                     if "facility_types" in table else {})
+            rule = ServiceRule(**common, service=service or "service", **extra, **counts)
+    elif kind == "share":
+        rule = ShareRule(
+            **common, facility_types=c.types("facility_types"), where=c.where("where"),
+            min_share=c.number("min_share", default=1.0, check=lambda v: 0 < v <= 1,
+                               must="a share in (0, 1], e.g. 0.6 for 60 %") or 1.0,
+        )
+    elif kind == "attribute_ratio":
+        names = {k: c.text(k, default="") for k in ("numerator", "denominator")}
+        for k, v in names.items():
+            if k in table and not v:
+                problems.append(Problem(f"{path}.{k}", "must be a facility column name"))
+        rule = AttributeRatioRule(
+            **common, numerator=names["numerator"] or "numerator",
+            denominator=names["denominator"] or "denominator",
+            target=c.number("target") or 1.0, per=c.number("per", default=100.0) or 100.0,
+            comparison=c.choice("comparison", _COMPARISONS, default=">="),
+            facility_types=c.types("facility_types", default=()), where=c.where("where"),
+        )
+    elif kind == "tiers":
+        tiers = c.tiers("tiers")
+        if "level" in table:
+            problems.append(Problem(f"{path}.level", "a tiers rule has no level of its own",
+                                    "give each tier its level"))
+        common.pop("level", None)
+        rule = TierRule(**common, tiers=tiers) if tiers else None
+    if "level" in table and table.get("level") == REGION and kind in (
+        "travel_time", "distance", "population_band"
+    ):
+        problems.append(Problem(f"{path}.level", f"rule {kind!r} is judged per unit, not "
+                                f"for the whole region", "give a unit level, or none"))
     return rule if len(problems) == start else None
 
 
@@ -395,6 +521,57 @@ class _Checker:
                           f"use 街道, 镇, 乡, 社区, 行政村 or one of {', '.join(UNIT_KINDS)}")
             elif kind not in out:
                 out.append(kind)
+        return tuple(out)
+
+    def where(self, key: str) -> dict[str, Any]:
+        """Read attribute filters: column -> string, number, true/false or list of strings."""
+        if key not in self.table:
+            return {}
+        value = self.table[key]
+        if not isinstance(value, Mapping) or not value:
+            self._bad(key, f"must be a table of column = value, got {value!r}",
+                      'e.g. where = { grade = "甲级" } or { fever_clinic = true }')
+            return {}
+        out: dict[str, Any] = {}
+        for column, want in value.items():
+            ok = (isinstance(want, (str, bool, int, float))
+                  or (isinstance(want, list) and want
+                      and all(isinstance(w, (str, int, float)) for w in want)))
+            if not ok:
+                self._bad(f"{key}.{column}", f"must be a string, number, true/false or a "
+                          f"list of strings, got {want!r}")
+            else:
+                out[str(column)] = list(want) if isinstance(want, list) else want
+        return out
+
+    def tiers(self, key: str) -> tuple[dict[str, Any], ...]:
+        """Read the tiers of a ``tiers`` rule (each: level, facility_types, ...)."""
+        value = self.table.get(key)
+        if not isinstance(value, list) or not value:
+            self._bad(key, f"must be a non-empty array of tables, got {value!r}",
+                      'e.g. tiers = [{ level = "village", facility_types = ["grassroots"] }]')
+            return ()
+        out: list[dict[str, Any]] = []
+        for j, tier in enumerate(value):
+            where = f"{key}[{j}]"
+            if not isinstance(tier, Mapping):
+                self._bad(where, f"must be a table, got {tier!r}")
+                continue
+            for k in tier:
+                if k not in TIER_KEYS:
+                    self._bad(f"{where}.{k}", "unknown key in a tier",
+                              f"allowed keys: {', '.join(TIER_KEYS)}")
+            for k, required in TIER_KEYS.items():
+                if required and k not in tier:
+                    self._bad(f"{where}.{k}", "missing (required in each tier)")
+            sub = _Checker(tier, f"{self.path}.{where}", self.problems)
+            level = sub.text("level", default=None)
+            types = sub.types("facility_types") if "facility_types" in tier else ()
+            if level and types:
+                out.append({"level": level, "facility_types": types,
+                            "name": sub.text("name", default=""),
+                            "unit_kinds": sub.kinds("unit_kinds"),
+                            "where": sub.where("where")})
         return tuple(out)
 
     def threshold(self, key: str) -> Any:
