@@ -39,6 +39,7 @@ __all__ = [
     "CRASHED",
     "FAILED",
     "LOST",
+    "NOTHING_CHECKED",
     "PASSED",
     "STATUSES",
     "BatchInterrupted",
@@ -55,7 +56,10 @@ __all__ = [
 #: Statuses of a scenario's job: every standard met; some standard not met; the input is
 #: broken; an unexpected error (a bug); the job's process or worker died (also on the retry).
 PASSED, FAILED, BAD_INPUT, CRASHED, LOST = "passed", "failed", "bad_input", "crashed", "lost"
-STATUSES: tuple[str, ...] = (PASSED, FAILED, BAD_INPUT, CRASHED, LOST)
+#: The run finished but not one rule could be checked (every unit not applicable or
+#: ``cannot_check``).
+NOTHING_CHECKED = "nothing_checked"
+STATUSES: tuple[str, ...] = (PASSED, FAILED, NOTHING_CHECKED, BAD_INPUT, CRASHED, LOST)
 _FAILED_TO_RUN = {BAD_INPUT: "bad input", CRASHED: "unexpected error", LOST: "job lost"}
 
 
@@ -95,7 +99,7 @@ class Outcome:
     @property
     def ran(self) -> bool:
         """True when the run finished and its outputs were written (standards met or not)."""
-        return self.status in (PASSED, FAILED)
+        return self.status in (PASSED, FAILED, NOTHING_CHECKED)
 
     @property
     def retried(self) -> bool:
@@ -110,7 +114,8 @@ class Outcome:
             first = (self.error.strip().splitlines() or [""])[0]
             label = _FAILED_TO_RUN.get(self.status, self.status)
             return f"{name}: FAILED TO RUN ({label}){retry} - {first}"
-        status = "all standards met" if self.status == PASSED else "some standards not met"
+        status = {PASSED: "all standards met", FAILED: "some standards not met",
+                  NOTHING_CHECKED: "no standard could be checked"}[self.status]
         return f"{name}: {status} -> {self.out_dir}{retry}"
 
 
@@ -386,7 +391,7 @@ def audit_job(
         return Outcome(str(scenario_path), CRASHED, error=traceback.format_exc())
     return Outcome(
         str(scenario_path),
-        PASSED if result.all_pass else FAILED,
+        FAILED if not result.all_pass else NOTHING_CHECKED if result.nothing_checked else PASSED,
         out_dir=str(folder),
         summary=result.summary.to_dict(orient="records"),
     )

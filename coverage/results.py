@@ -68,3 +68,13 @@ class RunResult:
         if self.unit_results.empty:
             return True
         return not (self.unit_results["status"] == "fail").any()
+
+    @property
+    def nothing_checked(self) -> bool:
+        """True when the audit has rows but not one passed or failed (exit code 4).
+
+        Every unit was then ``not_applicable`` or ``cannot_check``: the run says nothing of
+        the standards, and must not read as "every standard met".
+        """
+        statuses = self.unit_results["status"] if not self.unit_results.empty else []
+        return len(statuses) > 0 and not set(statuses) & {"pass", "fail"}

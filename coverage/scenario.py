@@ -353,6 +353,29 @@ class NetworkSection(_Section):
     )
 
 
+class ClosuresSection(_Section):
+    """``[inputs.closures]``: roads closed (floods, landslides) for ``covplan audit``.
+
+    Edges crossing the polygons of ``path`` (and, when given, of the OSM ways ``way_ids`` and
+    road classes ``highway``: every criterion given must hold) are removed (``factor = 0``)
+    or slowed (their speed times ``factor``); see :mod:`covplan.resilience`.
+    """
+
+    path: InputFile | None = Field(None, description="Hazard polygons: GeoJSON, GeoPackage "
+                                   "or Shapefile.")
+    factor: Annotated[float, Ge(0), Le(1), BeforeValidator(_non_negative)] = Field(
+        0.0, description="0: closed roads are removed; in (0, 1]: their speed is multiplied.")
+    way_ids: list[Whole] = Field(default_factory=list, description="OSM way ids to close.")
+    highway: list[Text] = Field(default_factory=list, description="Road classes to close.")
+
+    @model_validator(mode="after")
+    def _something_closes(self) -> ClosuresSection:
+        if self.path is None and not self.way_ids and not self.highway:
+            raise _problem("nothing is closed", "give path (hazard polygons), way_ids or "
+                           "highway")
+        return self
+
+
 class InputsSection(_Section):
     """``[inputs]``: facilities, boundaries (or units), population, roads.
 
@@ -365,6 +388,7 @@ class InputsSection(_Section):
     units: list[UnitsLevelSection] | None = None
     population: PopulationSection = UnitsPopulation(kind="units")
     network: NetworkSection
+    closures: ClosuresSection | None = None
 
     @model_validator(mode="after")
     def _units_need_a_column(self) -> InputsSection:
@@ -891,6 +915,7 @@ _TABLES: dict[tuple[str, ...], type[BaseModel]] = {
     ("inputs", "units"): UnitsLevelSection,
     ("inputs", "population"): PointsPopulation,
     ("inputs", "network"): NetworkSection,
+    ("inputs", "closures"): ClosuresSection,
     ("outputs",): OutputsSection,
 }
 _NOT_TABLE = ("model_type", "model_attributes_type", "dict_type")

@@ -115,3 +115,28 @@ def test_yongchuan_on_andorra_is_not_every_standard_met() -> None:
     town = tiers[tiers["criterion"].str.startswith("常见病")]
     assert set(town.loc[town["status"] == "pass", "unit_id"]) == hosts
     assert exit_code_for_audit(result.units["status"]) == EXIT_FAILED
+
+
+def test_a_batch_where_nothing_could_be_checked_exits_4(tmp_path: Path) -> None:
+    """The same scenario twice, as a batch (one process each): status nothing_checked, exit 4."""
+    from covplan.batch import NOTHING_CHECKED, run_many
+    from covplan.progress import Steps
+
+    only_clinics = SCENARIO.split("[[standards]]")[0] + """
+[[standards]]
+preset = "dadukou"
+only = ["DDK-01"]
+"""
+    paths = []
+    for name in ("north", "south"):
+        (tmp_path / name).mkdir()
+        path = _without_village_clinics(tmp_path / name, only_clinics)
+        paths.append(path.rename(path.with_name(f"{name}.toml")))
+    first, second = paths
+    outcomes = run_many([first, second], out_root=tmp_path / "out", jobs=1,
+                        steps=Steps(verbosity=0))
+    assert [o.status for o in outcomes] == [NOTHING_CHECKED, NOTHING_CHECKED]
+    assert all(o.ran and "no standard could be checked" in o.line() for o in outcomes)
+    from covplan.cli.exit_codes import exit_code_for
+
+    assert exit_code_for(outcomes) == EXIT_NOTHING_CHECKED

@@ -101,7 +101,7 @@ class RoadAccess:
         self.modes: dict[str, Mode] = dict(modes)
         self._networks: dict[str, RoadNetwork] = {}
         self._attached: dict[tuple[str, str], Attachment] = {}
-        self._answers: dict[tuple[tuple[str, ...], str, str], pd.DataFrame] = {}
+        self._answers: dict[tuple[object, ...], pd.DataFrame] = {}  # per question asked
 
     def with_facilities(self, facilities: gpd.GeoDataFrame) -> RoadAccess:
         """Return an access for another facility layer that reuses this one's networks.

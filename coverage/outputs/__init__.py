@@ -21,7 +21,7 @@ every file written with it (``outputs``), which ties the CSV files to the run.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -212,6 +212,7 @@ def write_outputs(
     language: str | None = None,
     formats: Iterable[str] | None = None,
     steps: Steps | None = None,
+    extra: Mapping[str, Callable[[Path], object]] | None = None,
 ) -> dict[str, Path]:
     """Write the exports of ``result`` into ``out_dir``, all or nothing.
 
@@ -230,6 +231,10 @@ def write_outputs(
         File names to write (a subset of :data:`OUTPUT_NAMES`); default all.
     steps
         Progress display: a bar over the files (hidden when quiet or None).
+    extra
+        More files to write in the same all-or-nothing step: file name -> a function
+        writing it to the path it is given (e.g. ``closure_loss.csv``); hashed in
+        manifest.json like the others.
 
     Returns
     -------
@@ -248,6 +253,14 @@ def write_outputs(
     out_dir = Path(out_dir)
     manifest = dict(result.manifest)
     writers = _writers(result, lang, manifest)
+    if extra:
+        clash = sorted(set(extra) & set(OUTPUT_NAMES))
+        if clash:
+            raise CoverageError(f"extra output file(s) {', '.join(clash)} would replace a "
+                                "standard output; give them other names")
+        writers.update(extra)
+        at = names.index("manifest.json") if "manifest.json" in names else len(names)
+        names = [*names[:at], *extra, *names[at:]]
     inputs = manifest.get("inputs")
     check_output_dir(out_dir, inputs if isinstance(inputs, dict) else (), replaces=names)
     with staged_directory(out_dir, replaces=names) as staging:
