@@ -22,10 +22,14 @@ if TYPE_CHECKING:
     from covplan.siting.session import Proposal
 
 __all__ = [
+    "CLOSURE_FILES",
+    "SPOF_FILE",
     "ScenarioCheck",
+    "audit_with_closures",
     "check_output_folder",
     "check_scenario",
     "fetch_district",
+    "has_closures",
     "load_job_scenario",
     "preset_rows",
     "propose_sites",
@@ -33,10 +37,15 @@ __all__ = [
     "write_map",
     "write_register_template",
     "write_schema",
+    "write_single_points_of_failure",
 ]
 
 #: Files ``covplan site`` writes.
 PROPOSAL_FILES = ("proposals.geojson", "proposals.csv")
+#: Files ``covplan audit --close`` writes beside the usual outputs.
+CLOSURE_FILES = ("closure_loss.csv", "closure_places.csv")
+#: The file ``covplan resilience`` writes.
+SPOF_FILE = "single_points_of_failure.csv"
 #: Files ``covplan isochrones`` writes, with their OGR drivers.
 ISOCHRONE_FILES = (("isochrones.gpkg", "GPKG"), ("isochrones.geojson", "GeoJSON"))
 
@@ -270,3 +279,79 @@ def fetch_district(district: str | None, **options: Any) -> Any:
     from covplan.china.fetch import fetch_district as _fetch
 
     return _fetch(district, **options)
+
+
+def has_closures(scenario: Scenario) -> bool:
+    """Return True when the scenario closes roads (an ``[inputs.closures]`` table)."""
+    return getattr(scenario.inputs, "closures", None) is not None
+
+
+def audit_with_closures(
+    scenario: Scenario,
+    out: str | Path | None,
+    *,
+    close: str | Path | None = None,
+    steps: Steps | None = None,
+    new_sites: int = 0,
+) -> tuple[RunResult, Path]:
+    """Audit a scenario on the roads left by a closure; write the outputs and the loss.
+
+    The closure is ``[inputs.closures]`` with its polygons replaced by the file ``close``
+    (GeoJSON, GeoPackage or Shapefile) when given. The usual outputs describe the closed
+    roads; ``closure_loss.csv`` (per unit and standard: residents covered before, after,
+    lost; places cut off) and ``closure_places.csv`` (per place: the facility it depended on
+    and the one it depends on now) are written in the same all-or-nothing step.
+
+    Returns
+    -------
+    tuple of (RunResult, Path)
+        The run on the closed roads and the folder written to.
+    """
+    from covplan.outputs import OUTPUT_NAMES, write_outputs
+    from covplan.outputs.tables import write_csv
+    from covplan.resilience import closure_for_scenario, run_with_closures
+
+    folder = check_output_folder(scenario, out, [*OUTPUT_NAMES, *CLOSURE_FILES])
+    steps = steps or Steps(verbosity=0)
+    closure = closure_for_scenario(scenario, close)
+    if closure is None:
+        from covplan.errors import CoverageError
+
+        raise CoverageError("no road closure given: pass --close FILE (hazard polygons) or "
+                            "add an [inputs.closures] table to the scenario")
+    run = run_with_closures(scenario, closure, steps=steps, new_sites=new_sites)
+    language = str(scenario.outputs.get("language", scenario.language))
+    extra = {
+        "closure_loss.csv": lambda path: write_csv(run.loss, path, language=language),
+        "closure_places.csv": lambda path: write_csv(run.places, path, language=language),
+    }
+    with steps.step("Writing outputs"):
+        write_outputs(run.after, folder, language=language, steps=steps, extra=extra)
+    return run.after, folder
+
+
+def write_single_points_of_failure(
+    scenario: Scenario,
+    out: str | Path | None,
+    *,
+    top: int = 20,
+    rule_ids: Sequence[str] = (),
+    steps: Steps | None = None,
+) -> tuple[Any, Path]:
+    """Rank the road segments the emergency circle hangs on; write single_points_of_failure.csv.
+
+    Returns
+    -------
+    tuple of (pandas.DataFrame, Path)
+        The table (:data:`covplan.resilience.SPOF_FILE_COLUMNS`) and the file written.
+    """
+    from covplan.outputs.atomic import atomic_path
+    from covplan.outputs.tables import write_csv
+    from covplan.resilience import spof_for_scenario
+
+    folder = check_output_folder(scenario, out, [SPOF_FILE])
+    table = spof_for_scenario(scenario, top=top, rule_ids=rule_ids, steps=steps)
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_path(folder / SPOF_FILE) as tmp:
+        write_csv(table, tmp, language=str(scenario.outputs.get("language", scenario.language)))
+    return table, folder / SPOF_FILE

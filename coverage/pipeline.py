@@ -85,14 +85,24 @@ def load_inputs(scenario: Scenario, *, steps: Steps | None = None) -> Inputs:
             finest = units
         pop = dict(scenario.population)
         density = pop.pop("urban_density_per_km2", None)
+        place_area = pop.pop("place_area_km2", None)
         nbs_code_column = pop.pop("nbs_code_column", None)
         places = load_population(pop.pop("path", None), kind=pop.pop("kind"), units=finest,
                                  **pop)
         # urban or rural, in order: the user's column, the NBS urban-rural code, the density
         column = "urban_rural" if places["urban_rural"].notna().any() else None
         places = classify_places(
-            places, column=column, nbs_code_column=nbs_code_column, density_per_km2=density
+            places, column=column, nbs_code_column=nbs_code_column, density_per_km2=density,
+            area_km2=place_area,
         )
+        if len(places) and (places["ur_source"] == "default").all():
+            warnings.warn(
+                "inputs.population: every place is rural by default (no urban/rural column, NBS "
+                "code or density threshold decided), so urban standards (e.g. the 15-minute "
+                "urban circle) are not applicable anywhere; set urban_rural_column, "
+                "nbs_code_column or urban_density_per_km2 (with place_area_km2 for points)",
+                InputWarning, stacklevel=2,
+            )
         check_facilities_within(facilities, units)
     notes = [str(w.message) for w in caught if issubclass(w.category, InputWarning)]
     for note in notes:

@@ -309,6 +309,9 @@ class _Population(_Section):
     crs: Text | None = None
     urban_density_per_km2: Positive | None = Field(
         None, description="Places denser than this count as urban when no column says.")
+    place_area_km2: Positive | None = Field(
+        None, description="Area each population point stands for (e.g. 0.0625 for 250 m "
+        "cells), for urban_density_per_km2 on points; polygon places and rasters have their own.")
 
 
 class PointsPopulation(_Population):

@@ -162,9 +162,15 @@ def _assert_only_changed(name: str, assignments: list[str], rule_id: str, key: s
         if rid != rule_id:
             assert changed[rid] == plain[rid]
     before, after = vars(plain[rule_id]), vars(changed[rule_id])
-    assert {k: v for k, v in after.items() if k != key} == {
-        k: v for k, v in before.items() if k != key}
+    # a changed threshold also shows in the titles (issue 14): 城区20分钟急救圈（原标准15分钟）
+    titles = {key, "title", "title_zh"}
+    assert {k: v for k, v in after.items() if k not in titles} == {
+        k: v for k, v in before.items() if k not in titles}
     assert after[key] != before[key]
+    if key in ("minutes", "km"):
+        assert "（原标准" in after["title_zh"] and "(original standard: " in after["title"]
+    else:
+        assert (after["title"], after["title_zh"]) == (before["title"], before["title_zh"])
     return after[key]
 
 

@@ -171,12 +171,16 @@ def validate(
               help="Run on a dask.distributed cluster, e.g. tcp://10.0.0.5:8786.")
 @click.option("--new", "new_sites", type=click.IntRange(min=0), default=0,
               help="Also propose N new sites.")
+@click.option("--close", "close", type=click.Path(dir_okay=False), default=None,
+              metavar="FILE",
+              help="Hazard polygons (GeoJSON/GPKG/Shapefile): audit with the roads crossing "
+                   "them closed and also write closure_loss.csv (one scenario only).")
 @_scenario_options
 @click.pass_context
 def audit(
     ctx: click.Context, scenarios: tuple[str, ...], out: str | None, jobs: int,
     scheduler: str | None, new_sites: int, assignments: tuple[str, ...], lang: str | None,
-    modes: tuple[str, ...],
+    modes: tuple[str, ...], close: str | None = None,
 ) -> None:
     """Run every standard of SCENARIOS (files or folders) and write all outputs.
 
@@ -187,9 +191,12 @@ def audit(
 
     paths = expand_scenarios(scenarios)
     steps = _steps(ctx)
+    if close is not None and (len(paths) != 1 or scheduler is not None):
+        raise click.UsageError("--close works with one scenario run here (no --scheduler)")
     if len(paths) == 1 and scheduler is None:
         try:
-            result, folder = _run_one(paths[0], out, assignments, lang, modes, new_sites, steps)
+            result, folder = _run_one(paths[0], out, assignments, lang, modes, new_sites, steps,
+                                      close)
         except KeyboardInterrupt:
             raise BatchInterrupted([], [str(paths[0])], []) from None
         _print_summary(result, folder, steps)
@@ -226,10 +233,14 @@ def _run_one(
     modes: tuple[str, ...],
     new_sites: int,
     steps: Steps,
+    close: str | None = None,
 ) -> tuple[RunResult, Path]:
     from covplan.batch import run_and_write
 
     loaded = _load(path, assignments, lang, modes)
+    if close is not None or commands.has_closures(loaded):
+        return commands.audit_with_closures(loaded, out, close=close, steps=steps,
+                                            new_sites=new_sites)
     commands.check_output_folder(loaded, out)
     return run_and_write(loaded, out, steps=steps, new_sites=new_sites)
 
@@ -257,6 +268,35 @@ def _print_summary(result: RunResult, folder: Path, steps: Steps) -> None:
                 click.echo(text("console_cannot_check", language, pad=" " * 11,
                                 reason=rows["evidence"].iloc[0]))
     click.echo(text("console_written", language, folder=folder))
+
+
+@main.command()
+@click.argument("scenario", type=click.Path(dir_okay=False))
+@click.option("--top", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Road segments listed.")
+@click.option("--rule", "rule_ids", multiple=True, metavar="RULE_ID",
+              help="Emergency standards to use (repeatable; default the ambulance ones).")
+@click.option("--out", type=click.Path(file_okay=False), default=None)
+@_scenario_options
+@click.pass_context
+def resilience(
+    ctx: click.Context, scenario: str, top: int, rule_ids: tuple[str, ...], out: str | None,
+    assignments: tuple[str, ...], lang: str | None, modes: tuple[str, ...],
+) -> None:
+    """List the road segments whose closure alone drops most residents out of the circle.
+
+    Writes single_points_of_failure.csv (OSM way id, residents dropped out of the emergency
+    circle) into OUT.
+    """
+    steps = _steps(ctx)
+    table, path = commands.write_single_points_of_failure(
+        _load(scenario, assignments, lang, modes), out, top=top, rule_ids=rule_ids, steps=steps
+    )
+    if steps.verbosity:
+        for row in table.head(5).itertuples():
+            click.echo(f"{row.rank:>3}. OSM way {row.osm_way_id} ({row.highway}): "
+                       f"{row.residents_lost:,.0f} residents out of the circle")
+        click.echo(f"Wrote {path}")
 
 
 @main.command()

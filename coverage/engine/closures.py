@@ -231,7 +231,7 @@ def single_points_of_failure_bruteforce(
     turnout_minutes: Any = None,
     top: int | None = None,
 ) -> pd.DataFrame:
-    """Reference: close every segment in turn and rerun :func:`~covplan.engine.routing.nearest`.
+    """Close every segment in turn and rerun :func:`~covplan.engine.routing.nearest` (reference).
 
     Same parameters and result as :func:`single_points_of_failure`.
     """
@@ -319,7 +319,7 @@ def single_points_of_failure(
     limit, w = _inputs(limit_minutes, weights, len(targets))
     offsets = _source_offsets(network, sources, "time", turnout_minutes)
     graph, virtual, _ = _augmented(network, sources, "time", direction, offsets)
-    n, n_total = network.n_nodes, graph.shape[0]
+    n_total = graph.shape[0]
     dist, pred, _ = dijkstra(graph, directed=True, indices=virtual, min_only=True,
                              return_predecessors=True)
     # targets: costs from their segment's ends, and with their own segment closed
@@ -491,7 +491,7 @@ def _old_weight(graph: sp.csr_matrix, a: int, b: int) -> float:
 
 def _repair(graph: sp.csr_matrix, rev: sp.csr_matrix, dist: np.ndarray, d_nodes: np.ndarray,
             in_d: np.ndarray, mods: dict[tuple[int, int], float], limit: float) -> np.ndarray:
-    """New distances of the nodes ``d_nodes`` (a union of subtrees) after the edge changes.
+    """Return the new distances of ``d_nodes`` (a union of subtrees) after the edge changes.
 
     Nodes outside keep their distance; each node inside starts from its best edge from
     outside, then a Dijkstra bounded by ``limit`` runs on the edges among them.

@@ -987,6 +987,7 @@ def _population_from_raster(path: str | Path, *, band: int) -> gpd.GeoDataFrame:
     rows, cols = np.nonzero(valid)
     xs, ys = rasterio.transform.xy(transform, rows, cols, offset="center")
     xs, ys = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
+    area_km2 = _cell_areas_km2(transform, raster_crs, ys)
     if not (raster_crs.is_geographic and raster_crs.to_epsg() in (4326, 4490)):
         xs, ys = Transformer.from_crs(raster_crs, _io.WGS84, always_xy=True).transform(xs, ys)
     return gpd.GeoDataFrame({
@@ -995,7 +996,24 @@ def _population_from_raster(path: str | Path, *, band: int) -> gpd.GeoDataFrame:
         "population": values[rows, cols],
         "urban_rural": [None] * len(rows),
         "ur_source": [None] * len(rows),
+        "area_km2": area_km2,
     }, geometry=gpd.points_from_xy(xs, ys), crs=_io.WGS84)
+
+
+def _cell_areas_km2(transform: rasterio.Affine, crs: CRS, ys: np.ndarray) -> np.ndarray:
+    """Return the area of raster cells (km²) centred at ``ys`` (in the raster's CRS).
+
+    Projected grids: the cell's width times height (in the CRS unit, metres assumed unless
+    the CRS says feet); geographic grids: the exact area of the cell on the authalic sphere.
+    """
+    width, height = abs(transform.a), abs(transform.e)
+    if not crs.is_geographic:
+        unit = crs.axis_info[0].unit_conversion_factor if crs.axis_info else 1.0
+        return np.full(len(ys), width * height * unit * unit / 1e6)
+    radius_km = 6371.0072
+    south = np.radians(ys - height / 2)
+    north = np.radians(ys + height / 2)
+    return radius_km**2 * np.radians(width) * np.abs(np.sin(north) - np.sin(south))
 
 
 def _containing_unit(points: gpd.GeoDataFrame, units: gpd.GeoDataFrame) -> pd.Series:
