@@ -135,6 +135,8 @@ RULE_LABELS: dict[str, tuple[str, str]] = {
     "share": ("机构占比", "share of facilities"),
     "attribute_ratio": ("资源配比", "ratio of facility attributes"),
     "tiers": ("分级就医", "care at every tier"),
+    "response_time": ("急救响应时间（出车并送达医院）", "two-leg emergency response time"),
+    "backup_cover": ("急救备援覆盖（第二近急救站）", "backup cover by a second station"),
 }
 
 #: Result status -> (Chinese, English).

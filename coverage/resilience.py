@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 from covplan.engine.access import RoadAccess, access_for_networks
 from covplan.engine.closures import (
     close_roads,
@@ -361,8 +362,8 @@ def spof_for_scenario(
         table = fn(net, src.subset(mask), access.attachment(mode, "places"),
                    limit_minutes=limit, weights=inputs.places["population"].to_numpy(float),
                    top=top)
-    mid = net.seg_geometry[table["segment"].to_numpy()]
-    points = gpd.GeoSeries(list(mid), crs="EPSG:4326").interpolate(0.5, normalized=True)
-    table = table.assign(rank=np.arange(1, len(table) + 1), lon=points.x.to_numpy(),
-                         lat=points.y.to_numpy())
+    mid = shapely.line_interpolate_point(net.seg_geometry[table["segment"].to_numpy()], 0.5,
+                                         normalized=True)  # on the line, in lon/lat
+    table = table.assign(rank=np.arange(1, len(table) + 1), lon=shapely.get_x(mid),
+                         lat=shapely.get_y(mid))
     return table[list(SPOF_FILE_COLUMNS)]

@@ -164,12 +164,17 @@ KILLED = "b"
 
 
 def _small_scenario(folder: Path, name: str) -> Path:
-    """Andorra with one population-ratio standard (a run of a few seconds)."""
+    """Andorra with one population-ratio standard (a run of a few seconds).
+
+    DDK-06 counted on hospitals: Andorra has no 社区卫生服务站, so on its own types the rule
+    cannot be checked (and the batch would say nothing was checked).
+    """
     path = _copy_scenario("andorra", folder, rename=name)
     text = path.read_text(encoding="utf-8")
     text = (text[:text.index("[[standards]]")] + '[[standards]]\npreset = "dadukou"\n'
             'only = ["DDK-06"]\n'
-            'override = { "DDK-06" = { level = "parish", unit_kinds = [] } }\n\n'
+            'override = { "DDK-06" = { level = "parish", unit_kinds = [], '
+            'facility_types = ["hospitals"] } }\n\n'
             + text[text.index("[outputs]"):])
     path.write_text(text, encoding="utf-8")
     return path

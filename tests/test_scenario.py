@@ -167,8 +167,8 @@ def _assert_only_changed(name: str, assignments: list[str], rule_id: str, key: s
     assert {k: v for k, v in after.items() if k not in titles} == {
         k: v for k, v in before.items() if k not in titles}
     assert after[key] != before[key]
-    if key in ("minutes", "km"):
-        assert "（原标准" in after["title_zh"] and "(original standard: " in after["title"]
+    if "（原标准" in after["title_zh"]:
+        assert "(original standard: " in after["title"] and "（原标准" not in before["title_zh"]
     else:
         assert (after["title"], after["title_zh"]) == (before["title"], before["title_zh"])
     return after[key]
@@ -186,6 +186,14 @@ def test_set_a_preset_rule_by_id(name: str) -> None:
     assert _assert_only_changed(name, ["SPB-01.mode=drive"], "SPB-01", "mode") == "drive"
     assert _preset_value("shapingba", "SPB-01", "mode") == "walk"
     assert _assert_only_changed(name, ["SPB-02.km=7.5"], "SPB-02", "km") == 7.5
+    # the titles say the threshold used and the plan's (issue 14)
+    for assignment, rid, old, new in (("BZ-12.minutes=20", "BZ-12", "15", "20"),
+                                      ("SPB-02.km=7.5", "SPB-02", "5", "7.5")):
+        preset = "bazhong" if rid.startswith("BZ") else "shapingba"
+        title_zh = _preset_value(preset, rid, "title_zh")
+        unit = "分钟" if rid == "BZ-12" else "公里"
+        assert _rules(name, [assignment])[rid].title_zh == (
+            f"{title_zh.replace(old, new, 1)}（原标准{old}{unit}）")
 
 
 @pytest.mark.parametrize("name", SHIPPED)

@@ -105,6 +105,7 @@ def mode_table(mode: Mode) -> dict[str, Any]:
     """Return every parameter of a mode that changes a built network, as plain JSON values."""
     data = asdict(mode)
     data.pop("description", None)
+    data.pop("on_scene_minutes", None)  # added to response times after routing, not built in
     data["speeds_kmh"] = {k: float(v) for k, v in sorted(mode.speeds_kmh.items())}
     return json.loads(json.dumps(data, sort_keys=True, default=str))
 

@@ -372,23 +372,44 @@ def single_points_of_failure(
 
     lists = (graph.indptr.tolist(), graph.indices.tolist(), graph.data.tolist(),
              rev.indptr.tolist(), rev.indices.tolist(), rev.data.tolist())
-    dist_list = dist.tolist()
+    dist_l = dist.tolist()
+    # the loop below runs on Python lists and dicts: most segments touch a few nodes only
+    old_w = {key: min(wt for wt, _ in group) for key, group in pair_w.items()}
+    g_ptr, g_ind, g_dat = lists[0], lists[1], lists[2]
+    for vj in virtual.tolist():
+        for i in range(g_ptr[vj], g_ptr[vj + 1]):
+            old_w[(vj, g_ind[i])] = g_dat[i]
+    node_targets: dict[int, list[int]] = {}
+    for t in np.flatnonzero(use_s).tolist():
+        node_targets.setdefault(int(t_start[t]), []).append(t)
+    for t in np.flatnonzero(use_e).tolist():
+        node_targets.setdefault(int(t_end[t]), []).append(t)
+    fwd_l, rev_l = network.seg_fwd.tolist(), network.seg_rev.tolist()
+    start_l, end_l = network.seg_start.tolist(), network.seg_end.tolist()
+    eu_l, ev_l, virtual_l = eu.tolist(), ev.tolist(), virtual.tolist()
+    pred_l, tin_l, tout_l = pred.tolist(), tin.tolist(), tout.tolist()
+    prefix_l, order_l = prefix.tolist(), order.tolist()
+    vs_l, ve_l = vs_x.tolist(), ve_x.tolist()
+    ts_l, tend_l, tseg_l = t_start.tolist(), t_end.tolist(), t_seg.tolist()
+    cs_l, ce_l, csx_l, cex_l = cs.tolist(), ce.tolist(), cs_x.tolist(), ce_x.tolist()
+    same_l, samex_l, limit_l = same.tolist(), same_x.tolist(), limit.tolist()
+    inf = math.inf
     n_seg = network.seg_fwd.shape[0]
     lost_pop, lost_n = np.zeros(n_seg), np.zeros(n_seg, dtype=np.int64)
     in_d = np.zeros(n_total, dtype=bool)
     for s in range(n_seg):
-        closed = [int(e) for e in (network.seg_fwd[s], network.seg_rev[s]) if e >= 0]
+        closed = [e for e in (fwd_l[s], rev_l[s]) if e >= 0]
         mods: dict[tuple[int, int], float] = {}
         for e in closed:
-            key = (int(eu[e]), int(ev[e]))
+            key = (eu_l[e], ev_l[e])
             rest = [wt for wt, x in pair_w[key] if x not in closed]
-            mods[key] = min(rest) if rest else np.inf
-        for j in src_on.get(s, []):
-            mods[(int(virtual[j]), int(network.seg_start[s]))] = vs_x[j]
-            mods[(int(virtual[j]), int(network.seg_end[s]))] = ve_x[j]
+            mods[key] = min(rest) if rest else inf
+        for j in src_on.get(s, ()):
+            mods[(virtual_l[j], start_l[s])] = vs_l[j]
+            mods[(virtual_l[j], end_l[s])] = ve_l[j]
         roots = [b for (a, b), wt in mods.items()
-                 if pred[b] == a and wt > _old_weight(graph, a, b) + 1e-12]
-        roots = [b for b in roots if prefix[tout[b]] - prefix[tin[b]] > 0]
+                 if pred_l[b] == a and wt > old_w.get((a, b), inf) + 1e-12
+                 and prefix_l[tout_l[b]] > prefix_l[tin_l[b]]]
         on_s = tgt_on.get(s, [])
         if not roots and not on_s:
             continue
@@ -396,44 +417,52 @@ def single_points_of_failure(
             # upper bound: every node below the root can still be reached through the root's
             # best entry from outside, so it gets later by at most that entry's delay
             b = roots[0]
-            delay = _entry(lists, dist_list, tin, tout, b, mods) - dist_list[b]
-            if delay < float(slack_ord[tin[b]:tout[b]].min()):
+            delay = _entry(lists, dist_l, tin_l, tout_l, b, mods) - dist_l[b]
+            if delay < float(slack_ord[tin_l[b]:tout_l[b]].min()):
                 continue
-        d_nodes = (np.unique(np.concatenate([order[tin[b]:tout[b]] for b in roots]))
-                   if roots else np.zeros(0, dtype=np.int64))
-        in_d[d_nodes] = True
-        affected = np.flatnonzero((use_s & in_d[t_start]) | (use_e & in_d[t_end])
-                                  | (covered & (t_seg == s)))
-        in_d[d_nodes] = False
-        lim = float(np.nanmax(limit[affected])) * 60.0 + 1e-6
-        new_dist = dist
-        if d_nodes.size:
-            new_dist = dist.copy()
-            new_dist[d_nodes] = np.inf  # beyond the limit before: beyond it after
-            d_nodes = d_nodes[dist[d_nodes] <= lim]
-        if d_nodes.size:
-            if d_nodes.size <= _SMALL:
-                new_dist[d_nodes] = _repair_small(lists, dist_list, d_nodes, mods, lim)
+        if len(roots) == 1:
+            d_list = order_l[tin_l[roots[0]]:tout_l[roots[0]]]
+        else:
+            d_list = sorted({x for b in roots for x in order_l[tin_l[b]:tout_l[b]]})
+        d_set = set(d_list)
+        affected = set(on_s)
+        for x in d_list:
+            hit = node_targets.get(x)
+            if hit:
+                affected.update(hit)
+        if not affected:
+            continue
+        lim = max(limit_l[t] for t in affected) * 60.0 + 1e-6
+        keep = [x for x in d_list if dist_l[x] <= lim]  # beyond the limit before: and after
+        new: dict[int, float] = {}
+        if len(keep) > _SMALL:
+            nodes = np.asarray(keep, dtype=np.int64)
+            in_d[nodes] = True
+            new = dict(zip(keep, _repair(graph, rev, dist, nodes, in_d, mods, lim).tolist(),
+                           strict=True))
+            in_d[nodes] = False
+        elif keep:
+            new = _repair_small(lists, dist_l, keep, mods, lim)
+        lost_t: list[int] = []
+        for t in affected:
+            a, b = ts_l[t], tend_l[t]
+            da = new.get(a, inf) if a in d_set else dist_l[a]
+            db = new.get(b, inf) if b in d_set else dist_l[b]
+            if tseg_l[t] == s:
+                v = min(da + csx_l[t], db + cex_l[t], samex_l[t]) / 60.0
             else:
-                in_d[d_nodes] = True
-                new_dist[d_nodes] = _repair(graph, rev, dist, d_nodes, in_d, mods, lim)
-                in_d[d_nodes] = False
-        on = t_seg[affected] == s
-        a_s = np.where(on, cs_x[affected], cs[affected])
-        a_e = np.where(on, ce_x[affected], ce[affected])
-        a_same = np.where(on, same_x[affected], same[affected])
-        val = np.minimum(np.minimum(new_dist[t_start[affected]] + a_s,
-                                    new_dist[t_end[affected]] + a_e), a_same) / 60.0
-        lost = affected[~(val <= limit[affected] + _EPS)]
-        lost_pop[s], lost_n[s] = w[lost].sum(), lost.size
+                v = min(da + cs_l[t], db + ce_l[t], same_l[t]) / 60.0
+            if not v <= limit_l[t] + _EPS:
+                lost_t.append(t)
+        if lost_t:  # summed in index order, as a mask over all targets would
+            lost_pop[s], lost_n[s] = w[np.sort(np.asarray(lost_t))].sum(), len(lost_t)
     return _segment_table(network, lost_pop, lost_n, top)
 
 
-def _repair_small(lists: tuple[list, ...], dist: list[float], d_nodes: np.ndarray,
-                  mods: dict[tuple[int, int], float], limit: float) -> np.ndarray:
+def _repair_small(lists: tuple[list, ...], dist: list[float], nodes: list[int],
+                  mods: dict[tuple[int, int], float], limit: float) -> dict[int, float]:
     """:func:`_repair` for a few nodes, with a heap on Python lists (no matrix to build)."""
     g_ptr, g_ind, g_dat, r_ptr, r_ind, r_dat = lists
-    nodes = d_nodes.tolist()
     inside = set(nodes)
     heads = {b for _, b in mods}
     best: dict[int, float] = {}
@@ -464,14 +493,14 @@ def _repair_small(lists: tuple[list, ...], dist: list[float], d_nodes: np.ndarra
             if c < best[y] and c <= limit:
                 best[y] = c
                 heapq.heappush(heap, (c, y))
-    return np.array([best[x] if x in done else math.inf for x in nodes])
+    return {x: best[x] for x in done}
 
 
-def _entry(lists: tuple[list, ...], dist: list[float], tin: np.ndarray, tout: np.ndarray,
+def _entry(lists: tuple[list, ...], dist: list[float], tin: list[int], tout: list[int],
            b: int, mods: dict[tuple[int, int], float]) -> float:
     """Best distance into node ``b`` from outside its subtree, edge changes applied."""
     _, _, _, r_ptr, r_ind, r_dat = lists
-    lo, hi = int(tin[b]), int(tout[b])
+    lo, hi = tin[b], tout[b]
     best = math.inf
     for i in range(r_ptr[b], r_ptr[b + 1]):
         y = r_ind[i]
@@ -481,12 +510,6 @@ def _entry(lists: tuple[list, ...], dist: list[float], tin: np.ndarray, tout: np
         if c < best:
             best = c
     return best
-
-
-def _old_weight(graph: sp.csr_matrix, a: int, b: int) -> float:
-    lo, hi = graph.indptr[a], graph.indptr[a + 1]
-    hit = np.flatnonzero(graph.indices[lo:hi] == b)
-    return float(graph.data[lo + hit[0]]) if hit.size else np.inf
 
 
 def _repair(graph: sp.csr_matrix, rev: sp.csr_matrix, dist: np.ndarray, d_nodes: np.ndarray,
