@@ -364,10 +364,13 @@ def what_if(
     """
     from covplan.standards.audit import run_audit
 
+    registered = set(access.inputs.facilities["type"].astype(str))
+
     def audit(acc: RoadAccess) -> pd.DataFrame:
         inputs = acc.inputs
         return run_audit(rules, facilities=inputs.facilities, units=inputs.units,
-                         places=inputs.places, access=acc).units
+                         places=inputs.places, access=acc,
+                         registered_types=registered | set(inputs.facilities["type"])).units
 
     changed = changed_access(access, change)
     before = audit(access) if base_audit is None else base_audit

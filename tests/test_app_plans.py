@@ -22,6 +22,7 @@ from covplan.planning import (
     plain_markdown,
     save_plans,
 )
+from shipped import SCENARIOS
 from streamlit.testing.v1 import AppTest
 from test_app import APP, LAT, LON
 
@@ -129,4 +130,6 @@ def test_valid_plan_loads_and_unknown_region_is_told() -> None:
     at = _load(save_plans(other).encode())
     warning = " ".join(w.value for w in at.warning)
     assert plain_markdown("the plan is for the region 'atlantis'") in warning
-    assert plain_markdown("demo regions: andorra, liechtenstein") in warning
+    shipped = ", ".join(sorted(p.stem for p in SCENARIOS.glob("*.toml")))
+    assert "huangpu" in shipped  # every shipped scenario is named, the Chinese demos too
+    assert plain_markdown(f"demo regions: {shipped}") in warning

@@ -443,7 +443,13 @@ def test_fetch_andorra_la_vella_end_to_end(server, tmp_path):
     run = CliRunner().invoke(main, ["-q", "audit", str(result.scenario), "--out", str(audit_dir)])
     assert run.exit_code in (0, 1), run.output
     units = pd.read_csv(audit_dir / "units.csv")
-    assert set(units["rule_id"]) == {"BZ-12", "BZ-13", "SPB-01", "SPB-02"}
+    from covplan.standards.presets import preset_tables
+
+    # the written scenario asks BZ-12/13 and the whole Shapingba preset (its county and
+    # township counts included: a fetched district is a Chinese district)
+    shapingba = {str(t["id"]) for t in preset_tables("shapingba")}
+    assert {"SPB-01", "SPB-02", "SPB-08"} <= shapingba
+    assert set(units["rule_id"]) == {"BZ-12", "BZ-13"} | shapingba
     spb01 = units[units["rule_id"] == "SPB-01"]
     assert len(spb01) == 3
     assert spb01["population"].sum() == pytest.approx(23505, abs=0.01)

@@ -1136,7 +1136,8 @@ buffer_m = {float(buffer_m)}
 max_snap_m = 1000
 
 # The emergency circle (BZ-12 urban 15 min / BZ-13 rural 30 min) and 15 minutes / 5 km to
-# care (SPB-01, SPB-02); add the presets of your own plan (`covplan presets`).
+# care (SPB-01, SPB-02), with the Shapingba counts per 区县 and 镇街; add the presets of your
+# own plan (`covplan presets`).
 [[standards]]
 preset = "bazhong"
 only = ["BZ-12", "BZ-13"]

@@ -8,7 +8,7 @@ from, and the place tables carry each place's population, nearest facility and m
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import geopandas as gpd
@@ -110,6 +110,7 @@ def run_audit(
     places: gpd.GeoDataFrame,
     access: Access | None,
     levels: Mapping[str, str] | None = None,
+    registered_types: Collection[str] | None = None,
 ) -> AuditResult:
     """Check every rule for every unit of its level.
 
@@ -128,6 +129,9 @@ def run_audit(
     levels
         Map from rule level names (``"county"``, ``"township"``, ``"village"``) to the level
         names of ``units``; by default they are matched automatically.
+    registered_types
+        Facility types of the facility file, when ``facilities`` is a what-if's changed layer
+        (see :class:`~covplan.standards.layers.Layers`); default: the types of ``facilities``.
 
     Returns
     -------
@@ -138,7 +142,7 @@ def run_audit(
     if dup:
         raise CoverageError(f"rule ids must be unique; repeated: {dup}")
     layers = Layers(facilities=facilities, units=units, places=places, access=access,
-                    levels=levels)
+                    levels=levels, registered_types=registered_types)
     unit_tables: list[pd.DataFrame] = []
     place_tables: list[pd.DataFrame] = []
     summaries: list[dict[str, object]] = []

@@ -9,7 +9,7 @@ is. Results of those questions are cached, so an audit of many rules measures ea
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import geopandas as gpd
@@ -52,6 +52,9 @@ class Layers:
     levels
         Map from rule level names (e.g. ``"township"``) to level names in ``units``; overrides
         the automatic matching described in :data:`ABSTRACT_LEVELS`.
+    registered_types
+        Facility types the facility file holds (default: those of ``facilities``); a what-if
+        passes the types before its change.
     """
 
     def __init__(
@@ -62,6 +65,7 @@ class Layers:
         places: gpd.GeoDataFrame,
         access: Access | None = None,
         levels: Mapping[str, str] | None = None,
+        registered_types: Collection[str] | None = None,
     ) -> None:
         _require(facilities, "facilities", ("facility_id", "type"))
         _require(units, "units", ("unit_id", "name", "level"))
@@ -83,6 +87,13 @@ class Layers:
             self.places["urban_rural"] = None
         self.access = access
         self.level_map = dict(levels or {})
+        #: Facility types of the facility file: a rule whose types are not among them cannot be
+        #: checked. A what-if passes the types before its change, so that closing every
+        #: hospital makes a standard fail rather than uncheckable.
+        self.registered_types = frozenset(
+            map(str, registered_types if registered_types is not None
+                else self.facilities["type"].astype(str))
+        )
         self._ancestors = self._build_ancestors()
         self._cache: dict[Any, Any] = {}
 

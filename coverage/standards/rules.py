@@ -293,7 +293,7 @@ class _Rule:
         if self.level is not None and self.level != REGION and layers.missing_level(self.level):
             return layers.missing_level(self.level)
         types = tuple(getattr(self, "facility_types", ()) or ())
-        if types and not layers.facilities["type"].isin(types).any():
+        if types and layers.registered_types.isdisjoint(types):
             return f"no {_types_text(types)} in the facility file"
         where = dict(getattr(self, "where", {}) or {})
         if where:
@@ -1411,7 +1411,8 @@ def _region_layers(layers: Layers) -> Layers:
         geometry=[None], crs=getattr(layers.units, "crs", None),
     )
     places = layers.places.assign(unit_id=REGION)
-    region = Layers(facilities=fac, units=units, places=places, access=layers.access)
+    region = Layers(facilities=fac, units=units, places=places, access=layers.access,
+                    registered_types=layers.registered_types)
     layers._cache[key] = region
     return region
 
