@@ -106,7 +106,14 @@ def _in_ci() -> bool:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Deselect browser, load and slow tests locally unless ``-m`` or CI asks for them."""
+    """Deselect browser, load and slow tests locally unless ``-m`` or CI asks for them.
+
+    Files holding such tests run first (each file stays whole and in order, so that its
+    fixtures are built once): the two workers then finish at about the same time.
+    """
+    heavy = {item.path for item in items
+             if any(item.get_closest_marker(m) for m in CI_ONLY_MARKERS)}
+    items.sort(key=lambda item: item.path not in heavy)  # stable: the order within a file stays
     if _in_ci() or config.getoption("markexpr") or config.getoption("keyword"):
         return
     keep, drop = [], []

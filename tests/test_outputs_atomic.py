@@ -477,7 +477,14 @@ class _Audit:
     """
 
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["covplan.cli", "covplan.pipeline", "covplan.outputs"])
+    # every module a run imports, so that a forked run costs the audit only
+    context.set_forkserver_preload([
+        "covplan.cli", "covplan.commands", "covplan.batch", "covplan.pipeline",
+        "covplan.outputs", "covplan.outputs.gpkg", "covplan.outputs.tables",
+        "covplan.outputs.webmap", "covplan.outputs.staticmap", "covplan.outputs.report",
+        "covplan.outputs.manifest", "covplan.standards.audit", "covplan.engine.access",
+        "covplan.engine.isochrones", "openpyxl", "pyogrio",
+    ])
 
     def __init__(self, scenario: Path, out: Path, cache: Path) -> None:
         self.process = self.context.Process(
