@@ -219,3 +219,28 @@ def test_scenario_title_is_the_scenario_name_as_plain_text(tmp_path: Path) -> No
     broken = tmp_path / "no_name_here.toml"
     broken.write_text("[scenario\n", encoding="utf-8")
     assert scenario_title(broken) == "No_name_here"
+
+
+def test_standards_table_names_the_level_of_every_rule() -> None:
+    """黄浦区 (one level, 街道): county rules are said to be unchecked, in Chinese."""
+    import warnings
+
+    from covplan.api import load_scenario, run_scenario
+    from covplan.labels import COLUMN_LABELS, UNIT_LEVEL_LABELS
+    from covplan.planning import standards_table
+    from shipped import SCENARIOS
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = run_scenario(load_scenario(SCENARIOS / "huangpu.toml"))
+    table = standards_table(result, language="zh")
+    heading = {key: COLUMN_LABELS[key][0] for key in ("rule_id", "level", "region_status")}
+    assert list(table[heading["rule_id"]]) == list(result.summary["rule_id"])
+    levels = dict(zip(result.summary["rule_id"], result.summary["levels"], strict=True))
+    for _, row in table.iterrows():
+        rid = row[heading["rule_id"]]
+        assert row[heading["level"]] == UNIT_LEVEL_LABELS[levels[rid]][0], rid
+        status = result.summary.set_index("rule_id").loc[rid, "region_status"]
+        assert (row[heading["region_status"]] == "无法核查") == (status == "cannot_check"), rid
+    assert (table[heading["level"]] == "区/县").any()  # the county rules of the Shapingba plan
+    assert table[COLUMN_LABELS["title"][0]].str.contains("分钟").any()  # titles in Chinese

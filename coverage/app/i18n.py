@@ -79,6 +79,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "method_pmedian": ("最短平均出行（p-中位）", "shortest average trip (p-median)"),
     "method_lscp": ("全覆盖最少站点（LSCP）", "fewest sites covering all (LSCP)"),
     "choose": ("请选择", "Choose"),
+    "standards_levels": ("各项标准及其核查层级", "Standards and the level each is judged at"),
     "run_propose": ("计算推荐站点", "Propose sites"),
     "proposing": ("正在优化选址…", "Optimising sites…"),
     "proposal_result": ("推荐 {n} 个站点，覆盖人口 {covered:,.0f}（{share:.1%}）",

@@ -315,6 +315,9 @@ def _clear(plan: Plan) -> Callable[[], None]:
 
 
 def _unit_table(lang: str, baseline: Any, result: Any, whatif: Any) -> None:
+    with st.expander(t("standards_levels", lang)):
+        st.dataframe(planning.standards_table(result, language=lang), width="stretch",
+                     hide_index=True)
     st.subheader(t("results", lang))
     st.caption(t("select_hint", lang))
     table = planning.unit_table(

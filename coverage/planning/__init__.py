@@ -30,6 +30,7 @@ from covplan.planning.compare import (
     rule_coverage,
     rule_population,
     rules_met,
+    standards_table,
     unit_table,
     units_passing,
 )
@@ -137,6 +138,7 @@ __all__ = [
     "rule_population",
     "rule_title",
     "rules_met",
+    "standards_table",
     "save_plans",
     "scenario_files",
     "scenario_title",

@@ -164,3 +164,28 @@ def proposal_table(sites: pd.DataFrame) -> pd.DataFrame:
         "lon": sites.geometry.x.round(5), "lat": sites.geometry.y.round(5),
         "covered_population": sites["covered_population"].round(0),
     })
+
+
+def standards_table(result: RunResult, *, language: str = "en") -> pd.DataFrame:
+    """Return one row per standard: id, title, the level it is judged at, verdict, units passing.
+
+    Headings and values in ``language`` (:func:`covplan.labels.translate_table`); the level
+    is the unit level of the rule (e.g. 乡镇/街道), ``cannot_check`` is shown as 无法核查.
+    """
+    from covplan.labels import label, translate_table
+
+    summary = result.summary
+    ur = result.unit_results
+    column = "title_zh" if language == "zh" and "title_zh" in ur.columns else "title"
+    titles = dict(zip(ur["rule_id"], ur[column], strict=False))
+    table = pd.DataFrame({
+        "rule_id": summary["rule_id"].astype(str),
+        "title": summary["rule_id"].map(titles).fillna(""),
+        "level": [", ".join(label(v.strip(), language=language) for v in str(levels).split(","))
+                  for levels in summary["levels"]],
+        "region_status": summary["region_status"].astype(str),
+        "units_pass": summary["units_pass"],
+        "units_checked": summary["units_checked"],
+    })
+    return translate_table(table, language=language)
+
