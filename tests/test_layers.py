@@ -6,6 +6,8 @@ Every import counts, also those inside functions, except imports made only for t
 from __future__ import annotations
 
 import ast
+import functools
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 import pytest
@@ -28,11 +30,15 @@ def _type_checking_blocks(tree: ast.AST) -> set[int]:
     return lines
 
 
-def import_graph() -> dict[str, set[str]]:
-    """Module -> the package modules it imports (``from a import b`` names ``a.b`` if a module)."""
+@functools.cache
+def import_graph() -> dict[str, frozenset[str]]:
+    """Module -> the package modules it imports, parsed once per session.
+
+    ``from a import b`` names ``a.b`` when that is a module.
+    """
     files = sorted(PACKAGE.rglob("*.py"))
     modules = {_module_name(f) for f in files}
-    graph: dict[str, set[str]] = {}
+    graph: dict[str, frozenset[str]] = {}
     for file in files:
         tree = ast.parse(file.read_text("utf-8"))
         skip = _type_checking_blocks(tree)
@@ -48,11 +54,11 @@ def import_graph() -> dict[str, set[str]]:
                     found.add(child if child in modules else node.module)
             elif isinstance(node, ast.Import):
                 found.update(a.name for a in node.names if a.name.split(".")[0] == NAME)
-        graph[_module_name(file)] = found - {_module_name(file)}
+        graph[_module_name(file)] = frozenset(found - {_module_name(file)})
     return graph
 
 
-def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+def _cycles(graph: Mapping[str, Collection[str]]) -> list[list[str]]:
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
