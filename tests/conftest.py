@@ -52,9 +52,11 @@ def write_synthetic_osm(path: Path) -> Path:
 def session_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Point COVPLAN_CACHE_DIR at a per-session folder: tests never touch the user's cache.
 
-    Set in ``os.environ``, so subprocesses the tests start (the CLI, the app) inherit it.
+    Set in ``os.environ``, so subprocesses the tests start (the CLI, the app) inherit it. The
+    workers of one run share it (cache files are written atomically and checksummed, and no
+    test relies on the cache being warm or cold), so each network is built once per run.
     """
-    folder = tmp_path_factory.mktemp("covplan-cache")
+    folder = _run_folder(tmp_path_factory, "covplan-cache")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("COVPLAN_CACHE_DIR", str(folder))
         mp.delenv("COVPLAN_CACHE", raising=False)  # the older name, below COVPLAN_CACHE_DIR
@@ -63,7 +65,16 @@ def session_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path
 
 @pytest.fixture(scope="session")
 def network_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("network-cache")
+    return _run_folder(tmp_path_factory, "network-cache")
+
+
+def _run_folder(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
+    """A folder of this test run, shared by its xdist workers (each has its own basetemp)."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return tmp_path_factory.mktemp(name)
+    folder = tmp_path_factory.getbasetemp().parent / name
+    folder.mkdir(exist_ok=True)
+    return folder
 
 
 @pytest.fixture(scope="session")
