@@ -15,7 +15,6 @@ import os
 import shutil
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import geopandas as gpd
@@ -43,10 +42,9 @@ from covplan.outputs.manifest import (
 )
 from shipped import (
     ANDORRA_FACILITIES,
-    ANDORRA_PARISHES,
     ANDORRA_PBF,
-    ANDORRA_PLACES,
     ANDORRA_POPULATION,
+    write_small_scenario,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -405,50 +403,7 @@ def test_check_output_dir_refuses_inputs(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def small_scenario(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Andorra la Vella alone (the smallest parish), one drive standard: a run of seconds."""
-    folder = tmp_path_factory.mktemp("small-scenario")
-    parishes = gpd.read_file(ANDORRA_PARISHES)
-    parish = parishes[parishes["unit_id"] == "AD-07"]
-    parish.to_file(folder / "parish.geojson", driver="GeoJSON")
-    places = gpd.read_file(ANDORRA_PLACES)
-    places[places.within(parish.geometry.iloc[0])].to_file(folder / "places.geojson",
-                                                          driver="GeoJSON")
-    path = folder / "scenario.toml"
-    path.write_text(textwrap.dedent(f"""\
-        [scenario]
-        name = "Andorra la Vella"
-        language = "en"
-
-        [inputs.facilities]
-        path = "{ANDORRA_FACILITIES.as_posix()}"
-
-        [inputs.boundaries]
-        path = "{(folder / 'parish.geojson').as_posix()}"
-        id_column = "unit_id"
-        name_column = "name"
-        level = "parish"
-        population_column = "population"
-
-        [inputs.population]
-        kind = "points"
-        path = "{(folder / 'places.geojson').as_posix()}"
-        population_column = "population"
-        id_column = "place_id"
-        urban_rural_column = "urban_rural"
-
-        [inputs.network]
-        source = "{ANDORRA_PBF.as_posix()}"
-        buffer_m = 500
-        max_snap_m = 1000
-
-        [[standards]]
-        id = "DRIVE-15"
-        rule = "travel_time"
-        title = "Every resident within 15 minutes' drive of a medical institution"
-        facility_types = ["medical_institutions"]
-        mode = "drive"
-        minutes = 15
-        """), encoding="utf-8")
-    return path
+    return write_small_scenario(tmp_path_factory.mktemp("small-scenario"))
 
 
 def _audit(scenario: Path, out: Path, cache: Path) -> subprocess.Popen[bytes]:

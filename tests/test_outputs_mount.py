@@ -15,11 +15,9 @@ import json
 import multiprocessing
 import os
 import subprocess
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
-import geopandas as gpd
 import pytest
 from click.testing import CliRunner
 from covplan.cli import main
@@ -27,7 +25,7 @@ from covplan.errors import CoverageError
 from covplan.outputs import atomic
 from covplan.outputs.atomic import check_output_dir, recover_output_dir, staged_directory
 from covplan.outputs.manifest import file_sha256
-from shipped import ANDORRA_FACILITIES, ANDORRA_PARISHES, ANDORRA_PBF, ANDORRA_PLACES
+from shipped import write_small_scenario
 
 
 def _tree(folder: Path) -> dict[str, str]:
@@ -235,56 +233,11 @@ def test_a_kill_after_the_commit_keeps_the_new_run(mount: tuple[Path, str]) -> N
 # --- the CLI: `covplan audit --out <mount point>` -------------------------------------------
 
 
-def _scenario(folder: Path) -> Path:
-    """Andorra la Vella alone, one drive standard: a run of seconds."""
-    parishes = gpd.read_file(ANDORRA_PARISHES)
-    parish = parishes[parishes["unit_id"] == "AD-07"]
-    parish.to_file(folder / "parish.geojson", driver="GeoJSON")
-    places = gpd.read_file(ANDORRA_PLACES)
-    places[places.within(parish.geometry.iloc[0])].to_file(folder / "places.geojson",
-                                                          driver="GeoJSON")
-    path = folder / "scenario.toml"
-    path.write_text(textwrap.dedent(f"""\
-        [scenario]
-        name = "Andorra la Vella"
-        language = "en"
-
-        [inputs.facilities]
-        path = "{ANDORRA_FACILITIES.as_posix()}"
-
-        [inputs.boundaries]
-        path = "{(folder / 'parish.geojson').as_posix()}"
-        id_column = "unit_id"
-        name_column = "name"
-        level = "parish"
-        population_column = "population"
-
-        [inputs.population]
-        kind = "points"
-        path = "{(folder / 'places.geojson').as_posix()}"
-        population_column = "population"
-        id_column = "place_id"
-
-        [inputs.network]
-        source = "{ANDORRA_PBF.as_posix()}"
-        buffer_m = 500
-        max_snap_m = 1000
-
-        [[standards]]
-        id = "DRIVE-15"
-        rule = "travel_time"
-        facility_types = ["medical_institutions"]
-        mode = "drive"
-        minutes = 15
-        """), encoding="utf-8")
-    return path
-
-
 def test_cli_audit_writes_to_a_mount_point(tmp_path: Path,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     inputs = tmp_path / "inputs"
     inputs.mkdir()
-    scenario = _scenario(inputs)
+    scenario = write_small_scenario(inputs)
     with _mount(tmp_path / "mnt", "tmpfs", monkeypatch):
         out = tmp_path / "mnt"
         for _ in range(2):  # the second run replaces the first one's files
