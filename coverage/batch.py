@@ -391,7 +391,7 @@ def audit_job(
         return Outcome(str(scenario_path), CRASHED, error=traceback.format_exc())
     return Outcome(
         str(scenario_path),
-        FAILED if not result.all_pass else NOTHING_CHECKED if result.nothing_checked else PASSED,
+        result.verdict,  # PASSED, FAILED or NOTHING_CHECKED
         out_dir=str(folder),
         summary=result.summary.to_dict(orient="records"),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,6 +11,28 @@ import pandas as pd
 
 __all__ = ["RunResult"]
 
+
+
+def audit_verdict(statuses: Iterable[object]) -> str:
+    """Return the verdict of an audit from the statuses of its unit rows.
+
+    ``"failed"`` when a unit fails; ``"nothing_checked"`` when there are rows and not one
+    passes or fails (every one ``not_applicable`` or ``cannot_check``); else ``"passed"``
+    (also for an audit without rules). The batch statuses and exit codes follow it.
+
+    Examples
+    --------
+    >>> audit_verdict(["pass", "cannot_check"]), audit_verdict(["cannot_check"])
+    ('passed', 'nothing_checked')
+    >>> audit_verdict(["not_applicable", "fail"]), audit_verdict([])
+    ('failed', 'passed')
+    """
+    seen = {str(s) for s in statuses}
+    if "fail" in seen:
+        return "failed"
+    if seen and "pass" not in seen:
+        return "nothing_checked"
+    return "passed"
 
 @dataclass
 class RunResult:
@@ -70,11 +93,16 @@ class RunResult:
         return not (self.unit_results["status"] == "fail").any()
 
     @property
+    def verdict(self) -> str:
+        """``"passed"``, ``"failed"`` or ``"nothing_checked"`` (see :func:`audit_verdict`)."""
+        statuses = self.unit_results["status"] if not self.unit_results.empty else []
+        return audit_verdict(statuses)
+
+    @property
     def nothing_checked(self) -> bool:
         """True when the audit has rows but not one passed or failed (exit code 4).
 
         Every unit was then ``not_applicable`` or ``cannot_check``: the run says nothing of
         the standards, and must not read as "every standard met".
         """
-        statuses = self.unit_results["status"] if not self.unit_results.empty else []
-        return len(statuses) > 0 and not set(statuses) & {"pass", "fail"}
+        return self.verdict == "nothing_checked"

@@ -249,13 +249,14 @@ def _print_summary(result: RunResult, folder: Path, steps: Steps) -> None:
     if steps.verbosity == 0:
         return
     language = result.language
+
+    def word(key: str) -> str:  # English lines keep the table's keys, for scripts
+        return key if language == "en" else label(key, language=language)
+
     for row in result.summary.itertuples():
         value = row.region_value
         share = str(row.value_unit).startswith("share") and value == value
         shown = "-" if value != value else f"{value:.1%}" if share else f"{value:.4g}"
-        def word(key: str) -> str:  # English lines keep the table's keys, for scripts
-            return key if language == "en" else label(key, language=language)
-
         click.echo(text(
             "console_rule", language, rule_id=row.rule_id, status=word(str(row.region_status)),
             passed=row.units_pass, checked=row.units_checked, shown=shown,

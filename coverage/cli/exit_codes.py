@@ -76,17 +76,14 @@ def exit_code_for_audit(statuses: Iterable[str]) -> int:
     >>> exit_code_for_audit(["not_applicable", "fail"])
     1
     """
-    seen = set(statuses)
-    if "fail" in seen:
-        return EXIT_FAILED
-    if seen and "pass" not in seen:
-        return EXIT_NOTHING_CHECKED
-    return EXIT_OK
+    from covplan.results import audit_verdict
+
+    return exit_code_for_status(audit_verdict(statuses))
 
 
 
 def _by_status() -> dict[str, int]:
-    from covplan.batch import BAD_INPUT, CRASHED, FAILED, LOST, PASSED
+    from covplan.batch import BAD_INPUT, CRASHED, FAILED, LOST, NOTHING_CHECKED, PASSED
 
     return {
         PASSED: EXIT_OK,
@@ -94,7 +91,7 @@ def _by_status() -> dict[str, int]:
         BAD_INPUT: EXIT_BAD_INPUT,
         CRASHED: EXIT_INTERNAL,
         LOST: EXIT_INTERNAL,
-        "nothing_checked": EXIT_NOTHING_CHECKED,  # for a batch status of that name
+        NOTHING_CHECKED: EXIT_NOTHING_CHECKED,
     }
 
 

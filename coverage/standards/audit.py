@@ -355,4 +355,6 @@ def nothing_checked(units: pd.DataFrame) -> bool:
     ``cannot_check``); the command line exits with
     :data:`covplan.cli.exit_codes.EXIT_NOTHING_CHECKED` (4).
     """
-    return bool(len(units)) and not units["status"].isin(["pass", "fail"]).any()
+    from covplan.results import audit_verdict
+
+    return audit_verdict(units["status"]) == "nothing_checked"
