@@ -236,6 +236,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "legend": ("图例", "Legend"),
     "all_pass": ("全部达标", "all standards met"),
     "some_fail": ("有未达标项", "some standard failed"),
+    "nothing_checked": ("没有一项标准可以核查", "no standard could be checked"),
     "not_applicable": STATUS_LABELS["not_applicable"],
     "shortfall": ("超出标准分钟数", "minutes beyond the standard"),
     "unreachable": ("不可达", "unreachable"),

@@ -86,6 +86,10 @@ only = ["DZ-02"]
     assert set(units["status"]) == {"cannot_check"}
     assert len(units) == 2 * len(D.villages)
     assert units["evidence"].str.contains("no 村卫生室", regex=False).all()
+    # the report does not read as "all standards met"
+    report = (out / "report.html").read_text(encoding="utf-8")
+    assert '<p id="verdict" class="cannot_check">' in report
+    assert "all standards met" not in report and "全部达标" not in report
 
 
 def test_yongchuan_on_andorra_is_not_every_standard_met() -> None:

@@ -166,9 +166,11 @@ def _conclusion(result: RunResult, lang: str, info: Mapping[str, Mapping[str, An
         groups.setdefault(status, []).append(line)
     keys = {"pass": "met", "fail": "not_met", "cannot_check": "cannot_check_list",
             "not_applicable": "not_applicable_list"}
-    verdict = text("all_pass", lang) if result.all_pass else text("some_fail", lang)
-    out = [f'<p id="verdict" class="{"pass" if result.all_pass else "fail"}">'
-           f"<b>{_e(verdict)}</b></p>"]
+    verdict, css = {
+        "passed": ("all_pass", "pass"), "failed": ("some_fail", "fail"),
+        "nothing_checked": ("nothing_checked", "cannot_check"),
+    }[result.verdict]
+    out = [f'<p id="verdict" class="{css}"><b>{_e(text(verdict, lang))}</b></p>']
     for status, key in keys.items():
         lines = groups.get(status) or []
         if not lines:
